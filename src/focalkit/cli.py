@@ -1,0 +1,28 @@
+"""The ``focalkit`` command line (``python -m focalkit`` too).
+
+Each tool lives in its own module and registers its commands here. The CLI needs the optional
+``cli`` extra (typer and rich): ``pip install 'focalkit[cli]'``.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="focalkit",
+    help="Focal loss: see what alpha and gamma do, compare it with cross-entropy, tune it.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# --- command registration (one line per tool module) ---
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

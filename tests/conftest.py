@@ -1,0 +1,17 @@
+"""Shared test configuration.
+
+Triton kernels run on the CPU through Triton's interpreter, which must be switched on before any
+kernel is defined, so it is set here, before test modules import focalkit's kernels.
+"""
+
+import os
+
+try:  # pragma: no cover - depends on the machine
+    import torch
+
+    _has_cuda = torch.cuda.is_available()
+except Exception:  # pragma: no cover
+    _has_cuda = False
+
+if not _has_cuda:
+    os.environ.setdefault("TRITON_INTERPRET", "1")

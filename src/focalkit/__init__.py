@@ -1,0 +1,33 @@
+"""focalkit: focal loss (Lin et al. 2017, RetinaNet) done right for PyTorch.
+
+    >>> import torch, focalkit as fk
+    >>> logits = torch.randn(16, 5, requires_grad=True)
+    >>> loss = fk.softmax_focal_loss(logits, torch.randint(0, 5, (16,)), gamma=2.0)
+    >>> loss.backward()
+
+The core imports only torch and numpy. The tools (``focalkit`` CLI, plots, experiments, tuning)
+need the optional extras.
+"""
+
+from focalkit.backends import available_backends, get_backend, set_backend, use_backend
+from focalkit.distributed import num_positives
+from focalkit.functional import sigmoid_focal_loss, softmax_focal_loss
+from focalkit.modules import FocalLoss, SigmoidFocalLoss, SoftmaxFocalLoss
+from focalkit.weights import class_weights, prior_bias
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FocalLoss",
+    "SigmoidFocalLoss",
+    "SoftmaxFocalLoss",
+    "available_backends",
+    "class_weights",
+    "get_backend",
+    "num_positives",
+    "prior_bias",
+    "set_backend",
+    "sigmoid_focal_loss",
+    "softmax_focal_loss",
+    "use_backend",
+]

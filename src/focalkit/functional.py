@@ -1,0 +1,286 @@
+"""Focal loss, functional API: ``sigmoid_focal_loss`` and ``softmax_focal_loss``.
+
+Lin, Goyal, Girshick, He and Dollar, "Focal Loss for Dense Object Detection", ICCV 2017
+(arXiv:1708.02002)::
+
+    FL(p_t) = -alpha_t * (1 - p_t) ** gamma * log(p_t)
+
+Both losses are computed from logits (log-sigmoid / log-softmax), never by clamping
+probabilities, in float32 for float16/bfloat16 input (the result is returned in the input's
+dtype). The gradient is computed analytically in the forward pass (see ``focalkit.backends`` for
+the paths and ``focalkit._eager`` for the math).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from focalkit import _composed, _validation as V, backends
+
+__all__ = ["sigmoid_focal_loss", "softmax_focal_loss"]
+
+
+class _FocalLossFunction(torch.autograd.Function):
+    """Runs a kernel that returns (loss, count, grad); backward scales the saved grad."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: Tensor,
+        kernel: Callable[..., Any],
+        kwargs: dict[str, Any],
+        reduction: str,
+        normalizer: Any,
+        per_position: bool,
+    ) -> Tensor:
+        reduce = reduction != "none"
+        loss, count, grad = kernel(x, reduce=reduce, compute_grad=ctx.needs_input_grad[0], **kwargs)
+        if normalizer is not None:
+            if isinstance(normalizer, Tensor):
+                scale = normalizer.to(device=loss.device, dtype=loss.dtype).reciprocal()
+            else:
+                scale = 1.0 / normalizer
+        elif reduction == "mean":
+            scale = count.clamp_min(1).reciprocal().to(loss.dtype)
+        else:
+            scale = None
+        if scale is not None:
+            loss = loss * scale
+        ctx.reduce = reduce
+        ctx.per_position = per_position
+        ctx.scale = scale
+        if grad is not None:
+            ctx.save_for_backward(grad)
+        return loss
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        if not ctx.needs_input_grad[0]:
+            return (None,) * 6
+        (grad,) = ctx.saved_tensors
+        g = grad_out.float() if grad_out.dtype in (torch.float16, torch.bfloat16) else grad_out
+        if ctx.scale is not None:
+            g = g * ctx.scale
+        if not ctx.reduce and ctx.per_position:
+            g = g.unsqueeze(1)
+        if grad.dtype in (torch.float16, torch.bfloat16):
+            gx = (grad.float() * g).to(grad.dtype)
+        else:
+            gx = grad * g.to(grad.dtype)
+        return gx, None, None, None, None, None
+
+
+def _reduce(loss: Tensor, count: Tensor, reduction: str, normalizer: Any) -> Tensor:
+    if normalizer is not None:
+        if isinstance(normalizer, Tensor):
+            normalizer = normalizer.to(device=loss.device, dtype=loss.dtype)
+        return loss.sum() / normalizer
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / count.clamp_min(1).to(loss.dtype)
+
+
+def _requires_grad(*objs: Any) -> bool:
+    return any(isinstance(o, Tensor) and o.requires_grad for o in objs)
+
+
+def sigmoid_focal_loss(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    alpha: float | Tensor | None = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+    normalizer: float | Tensor | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    validate_args: bool = True,
+) -> Tensor:
+    r"""Sigmoid focal loss for binary, multi-label and dense (detection) classification.
+
+    With :math:`p = \sigma(x)` per element and target :math:`t \in [0, 1]`:
+
+    .. math::
+        p_t = p t + (1 - p)(1 - t), \quad \alpha_t = \alpha t + (1 - \alpha)(1 - t),\\
+        \mathrm{FL} = \alpha_t (1 - p_t)^\gamma \, \mathrm{CE}(x, t), \quad
+        \mathrm{CE}(x, t) = -t \log p - (1 - t) \log(1 - p)
+
+    For hard labels CE = -log(p_t), the paper's form; soft labels use this standard soft form
+    (torchvision's formula). ``gamma = 0`` is (alpha-weighted) ``binary_cross_entropy_with_logits``.
+
+    Args:
+        logits: float tensor of any shape; class dimension 1 when ``targets`` are class indices.
+        targets: either (a) a tensor of the logits' shape with values in [0, 1]: float (hard or
+            soft labels), or integer/bool 0/1 labels (a binary mask); or (b) integer class indices
+            with the class dimension 1 removed, shape (N,) for (N, C) logits or (N, d1, ..., dk)
+            for (N, C, d1, ..., dk): the value C means background (all classes negative), and
+            ``ignore_index`` drops the whole position.
+        alpha: weight of positives in [0, 1] (negatives get 1 - alpha); ``None`` turns it off; a
+            tensor broadcastable to the logits gives per-class alpha (a 1-D tensor of length C is
+            applied along dimension 1).
+        gamma: focusing parameter >= 0; 0 gives cross-entropy.
+        reduction: ``"none"`` (the logits' shape, ignored elements 0), ``"sum"``, or ``"mean"``
+            (the sum divided by the number of non-ignored elements; alpha and weight do not
+            renormalize it).
+        weight: optional non-negative tensor broadcastable to the logits, multiplying each element.
+        normalizer: if given, the result is the sum divided by it (RetinaNet divides by the number
+            of positive anchors, see :func:`focalkit.num_positives`); 0 is treated as 1.
+        ignore_index: target value whose elements (or positions, for class indices) contribute
+            nothing. A batch where everything is ignored gives 0 with zero gradient.
+        label_smoothing: in [0, 1]; targets move toward 0.5: t * (1 - ls) + 0.5 * ls.
+        validate_args: check target values, weight and alpha values (a host sync on GPU).
+
+    Returns:
+        The loss, in the logits' dtype: a scalar, or per element for ``reduction="none"``.
+
+    Example:
+        >>> import torch, focalkit as fk
+        >>> logits = torch.tensor([[2.0, -1.0], [-3.0, 0.5]])
+        >>> fk.sigmoid_focal_loss(logits, torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+        tensor(0.0086)
+        >>> fk.sigmoid_focal_loss(logits, torch.tensor([0, 2]))  # class indices, 2 = background
+        tensor(0.0751)
+    """
+    V.check_logits(logits)
+    V.check_targets_type(targets)
+    V.check_reduction(reduction)
+    gamma = V.check_gamma(gamma)
+    label_smoothing = V.check_label_smoothing(label_smoothing)
+    V.check_ignore_index(ignore_index, allow_none=True)
+    spec = V.parse_sigmoid_targets(logits, targets, ignore_index, validate_args)
+    alpha = V.check_sigmoid_alpha(alpha, logits, validate_args)
+    weight = V.check_weight(weight, logits.shape, validate_args)
+    normalizer = V.check_normalizer(normalizer, reduction, validate_args)
+
+    kwargs: dict[str, Any] = dict(
+        labels=spec.labels,
+        alpha=alpha,
+        gamma=gamma,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+    )
+    if _requires_grad(alpha, weight, targets):
+        backend = None
+    else:
+        info = dict(
+            op="sigmoid",
+            device=logits.device,
+            dtype=logits.dtype,
+            labels=spec.labels,
+            soft=False,
+            alpha="none" if alpha is None else ("tensor" if isinstance(alpha, Tensor) else "float"),
+            weight=weight is not None,
+            reduce=reduction != "none",
+        )
+        backend = backends.resolve(info)
+    if weight is not None:
+        kwargs["weight"] = weight
+    if backend is None:
+        loss, count = _composed.sigmoid_focal_elementwise(logits, targets, **kwargs)
+        out = _reduce(loss, count, reduction, normalizer)
+    else:
+        out = _FocalLossFunction.apply(
+            logits.contiguous(), backend.sigmoid_focal_fwd, {"targets": targets, **kwargs},
+            reduction, normalizer, False,
+        )
+    return out.to(logits.dtype)
+
+
+def softmax_focal_loss(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    alpha: Any = None,
+    gamma: float = 2.0,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+    normalizer: float | Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    validate_args: bool = True,
+) -> Tensor:
+    r"""Softmax focal loss for multi-class classification and semantic segmentation.
+
+    With :math:`p = \mathrm{softmax}(x)` over the class dimension 1 and a target distribution
+    :math:`t` (one-hot for class indices):
+
+    .. math::
+        \mathrm{FL} = -\sum_c \alpha_c \, t_c \, (1 - p_c)^\gamma \log p_c
+
+    which for a hard label y is :math:`-\alpha_y (1 - p_y)^\gamma \log p_y`. ``gamma = 0`` is
+    ``F.cross_entropy`` with ``weight=alpha`` (for ``reduction="none"``/``"sum"``; see ``mean``).
+
+    Args:
+        logits: (N, C) or (N, C, d1, ..., dk), floating point.
+        targets: integer class indices (N,) / (N, d1, ..., dk), or class probabilities of the
+            logits' shape (floating point, values in [0, 1]).
+        alpha: ``None`` or a length-C sequence/tensor of non-negative per-class weights (e.g. from
+            :func:`focalkit.class_weights`). A bare float is rejected: it would only rescale the loss.
+        gamma: focusing parameter >= 0; 0 gives cross-entropy.
+        reduction: ``"none"`` (shape (N, d1, ..., dk), ignored positions 0), ``"sum"``, or
+            ``"mean"`` (the sum divided by the number of non-ignored positions; alpha and weight
+            do not renormalize it, unlike ``F.cross_entropy(weight=...)``).
+        weight: optional non-negative tensor broadcastable to (N, d1, ..., dk), per position.
+        normalizer: if given, the result is the sum divided by it; 0 is treated as 1.
+        ignore_index: target value whose positions contribute nothing (class indices only).
+        label_smoothing: in [0, 1], as in ``F.cross_entropy``: t = (1 - ls) onehot + ls / C.
+        validate_args: check target values, weight and alpha values (a host sync on GPU).
+
+    Returns:
+        The loss, in the logits' dtype: a scalar, or per position for ``reduction="none"``.
+
+    Example:
+        >>> import torch, focalkit as fk
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        >>> fk.softmax_focal_loss(logits, torch.tensor([0, 2]))
+        tensor(0.4838)
+        >>> seg = torch.randn(2, 4, 8, 8)
+        >>> fk.softmax_focal_loss(seg, torch.randint(0, 4, (2, 8, 8)), reduction="none").shape
+        torch.Size([2, 8, 8])
+    """
+    V.check_logits(logits)
+    V.check_targets_type(targets)
+    V.check_reduction(reduction)
+    gamma = V.check_gamma(gamma)
+    label_smoothing = V.check_label_smoothing(label_smoothing)
+    V.check_ignore_index(ignore_index, allow_none=False)
+    soft = V.parse_softmax_targets(logits, targets, ignore_index, validate_args)
+    alpha = V.check_softmax_alpha(alpha, logits.shape[1], validate_args)
+    weight = V.check_weight(weight, logits.shape[:1] + logits.shape[2:], validate_args)
+    normalizer = V.check_normalizer(normalizer, reduction, validate_args)
+
+    kwargs: dict[str, Any] = dict(
+        alpha=alpha, gamma=gamma, ignore_index=ignore_index, label_smoothing=label_smoothing
+    )
+    if _requires_grad(alpha, weight, targets):
+        backend = None
+    else:
+        info = dict(
+            op="softmax",
+            device=logits.device,
+            dtype=logits.dtype,
+            labels=not soft,
+            soft=soft,
+            alpha="none" if alpha is None else "tensor",
+            weight=weight is not None,
+            reduce=reduction != "none",
+        )
+        backend = backends.resolve(info)
+    if weight is not None:
+        kwargs["weight"] = weight
+    if backend is None:
+        loss, count = _composed.softmax_focal_elementwise(logits, targets, **kwargs)
+        out = _reduce(loss, count, reduction, normalizer)
+    else:
+        out = _FocalLossFunction.apply(
+            logits.contiguous(), backend.softmax_focal_fwd, {"targets": targets, **kwargs},
+            reduction, normalizer, True,
+        )
+    return out.to(logits.dtype)

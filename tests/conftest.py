@@ -15,3 +15,16 @@ except Exception:  # pragma: no cover
 
 if not _has_cuda:
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+
+import focalkit as fk  # noqa: E402
+
+BACKENDS = fk.available_backends()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest):
+    """Runs a test once per backend available here (reference, eager, and compiled ones)."""
+    with fk.use_backend(request.param):
+        yield request.param

@@ -44,7 +44,7 @@ class _FocalLossFunction(torch.autograd.Function):
             else:
                 scale = 1.0 / normalizer
         elif reduction == "mean":
-            scale = count.clamp_min(1).reciprocal().to(loss.dtype)
+            scale = count.to(loss.dtype).clamp_min(1).reciprocal()
         else:
             scale = None
         if scale is not None:

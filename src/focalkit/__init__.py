@@ -17,6 +17,14 @@ from focalkit.weights import class_weights, prior_bias
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):  # lazy tools: their extras are imported on first use only
+    if name == "tune":  # focalkit.tuning.tune, needs the 'tune' extra (optuna)
+        from focalkit.tuning import tune
+
+        return tune
+    raise AttributeError(f"module 'focalkit' has no attribute {name!r}")
+
 __all__ = [
     "FocalLoss",
     "SigmoidFocalLoss",

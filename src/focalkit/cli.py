@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 
 # --- command registration (one line per tool module) ---
+__import__("focalkit.tune_cli", fromlist=["register"]).register(app)  # focalkit tune (issue 6)
 
 
 def main() -> None:

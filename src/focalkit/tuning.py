@@ -947,7 +947,7 @@ def load_study(storage: str, study: str) -> TuneResult:
     if not isinstance(study, str) or not study:
         raise ValueError(f"study must be a non-empty name, got {study!r}")
     rdb = _make_storage(storage, 10, None)
-    names = [s.study_name for s in optuna.get_all_studies(storage=rdb)]
+    names = optuna.get_all_study_names(storage=rdb)
     if study not in names:
         raise ValueError(f"storage {storage!r} has no study {study!r} (it has: {', '.join(names) or 'none'})")
     return collect(optuna.load_study(study_name=study, storage=rdb))

@@ -345,11 +345,15 @@ def _wait_for(pred, timeout: float = 60.0) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("other_host", [False, True], ids=["same-host", "other-host-heartbeat"])
-def test_kill_mid_trial_then_resume_loses_nothing(tmp_path: Path, other_host: bool) -> None:
+@pytest.mark.parametrize("how", ["sigkill", "sigkill-other-host", "sigint"])
+def test_interrupt_mid_trial_then_resume_loses_nothing(tmp_path: Path, how: str) -> None:
+    """SIGKILL (the trial is found dead: by process id on this host, by its heartbeat from
+    elsewhere) or Ctrl-C (the trial is given back at once): the same command resumes, runs the
+    interrupted trial's parameters again and finishes exactly the budget."""
     url, log, script = f"sqlite:///{tmp_path / 't.db'}", tmp_path / "log", _script(tmp_path)
     n = 7
     proc = _run(script, url, n, log, 0.25)
+    S = optuna.trial.TrialState
 
     def running_after_some_complete() -> bool:
         if not (tmp_path / "t.db").exists():
@@ -358,20 +362,24 @@ def test_kill_mid_trial_then_resume_loses_nothing(tmp_path: Path, other_host: bo
             ts = _states(url, "s")
         except Exception:
             return False
-        S = optuna.trial.TrialState
         done = sum(t.state == S.COMPLETE for t in ts)
         running = [t for t in ts if t.state == S.RUNNING and "gamma" in t.params]
         return done >= 3 and bool(running)
 
     _wait_for(running_after_some_complete)
-    proc.send_signal(signal.SIGKILL)
+    (killed,) = [t for t in _states(url, "s") if t.state == S.RUNNING]
+    proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
     proc.communicate(timeout=30)
     before = _states(url, "s")
-    S = optuna.trial.TrialState
     completed = {t.number: (t.params, t.value) for t in before if t.state == S.COMPLETE}
-    (killed,) = [t for t in before if t.state == S.RUNNING]
     assert completed and killed.params
-    if other_host:  # as if it ran on another machine: only the heartbeat can tell it is dead
+    if how == "sigint":  # given back at once: failed, and its parameters queued again
+        assert before[killed.number].state == S.FAIL
+        waiting = [t for t in before if t.state == S.WAITING]
+        assert [t.system_attrs["fixed_params"] for t in waiting] == [killed.params]
+    else:
+        assert before[killed.number].state == S.RUNNING
+    if how == "sigkill-other-host":  # as if on another machine: only the heartbeat tells
         st = optuna.load_study(study_name="s", storage=url)
         st._storage.set_trial_user_attr(killed._trial_id, "focalkit_worker",
                                         {"host": "elsewhere", "pid": 1})
@@ -384,13 +392,12 @@ def test_kill_mid_trial_then_resume_loses_nothing(tmp_path: Path, other_host: bo
     assert len(counted) == n  # exactly the budget
     # no completed trial lost or changed
     assert {t.number: (t.params, t.value) for t in after if t.number in completed} == completed
-    # the killed trial was failed and its parameters ran again
-    k = after[killed.number]
-    assert k.state == S.FAIL
+    # the interrupted trial was failed and its parameters ran again, once
+    assert after[killed.number].state == S.FAIL
     retry = [t for t in counted if t.user_attrs.get("focalkit_retry_of") == killed.number]
     assert len(retry) == 1 and retry[0].params == killed.params
     assert [t.number for t in after if t.state == S.FAIL] == [killed.number]
-    if other_host:
+    if how == "sigkill-other-host":
         assert time.monotonic() - t0 >= 1.0  # waited for the heartbeat's grace period
 
 

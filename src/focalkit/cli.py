@@ -18,6 +18,9 @@ app = typer.Typer(
 
 # --- command registration (one line per tool module) ---
 __import__("focalkit.tune_cli", fromlist=["register"]).register(app)  # focalkit tune (issue 6)
+from focalkit.experiments.compare_cli import compare as _compare  # noqa: E402
+
+app.command("compare")(_compare)
 
 
 def main() -> None:

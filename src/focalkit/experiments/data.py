@@ -408,7 +408,11 @@ def _load_csv(path: str, target: str | None) -> Dataset:
 
 
 def _load_npz(path: str) -> Dataset:
+    import zipfile
+
     name = os.path.basename(path)
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{name}: not a valid .npz file (save it with numpy.savez)")
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = list(z.keys())

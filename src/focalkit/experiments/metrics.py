@@ -122,16 +122,24 @@ def best_f1(y_true: np.ndarray, prob: np.ndarray) -> tuple[float, float]:
 
 
 def pr_curve(y_true: np.ndarray, prob: np.ndarray, max_points: int = 200) -> dict[str, list]:
-    """Precision-recall curve (scikit-learn), thinned to at most ``max_points`` points."""
+    """Precision-recall curve (scikit-learn) reduced to its corners, at most ``max_points`` points.
+
+    Returns ``{"precision": [...], "recall": [...]}`` in order of decreasing recall, ending at
+    (recall 0, precision 1) as scikit-learn's curve does.
+    """
     from sklearn.metrics import precision_recall_curve
 
     y, p = _check_binary(y_true, prob)
     if y.sum() == 0:
         return {"precision": [], "recall": []}
     precision, recall, _ = precision_recall_curve(y, p)
-    if len(precision) > max_points:
-        keep = np.unique(np.linspace(0, len(precision) - 1, max_points).round().astype(int))
-        precision, recall = precision[keep], recall[keep]
+    # recall is non-increasing along the arrays; of each run of equal recall keep the last point
+    # (the highest threshold, so the highest precision): the curve's corners, at most one per
+    # positive, then at most max_points of them evenly
+    last = np.flatnonzero(np.r_[recall[1:] != recall[:-1], True])
+    if len(last) > max_points:
+        last = last[np.unique(np.linspace(0, len(last) - 1, max_points).round().astype(int))]
+    precision, recall = precision[last], recall[last]
     return {"precision": precision.round(5).tolist(), "recall": recall.round(5).tolist()}
 
 

@@ -57,7 +57,8 @@ class LossSpec:
             per-class weights on multiclass data and the paper's 0.25 on sigmoid (binary, dense)
             tasks. A float is the sigmoid positive weight; a list gives per-class weights (softmax
             alpha, or per-class sigmoid alpha on dense data); ``"off"`` disables alpha.
-        name: display name; derived from the rest when empty (e.g. ``"focal γ=2 α=0.25"``).
+        name: display name; derived from the rest when empty (``"focal γ=2"`` with automatic
+            alpha, ``"focal γ=2 α=0.5"`` with a given one).
         alpha_method: ``"inverse"``, ``"inverse_sqrt"`` or ``"effective_number"``.
     """
 
@@ -103,9 +104,9 @@ class LossSpec:
         if self.kind == "ce":
             return "CE"
         a = self.alpha
-        if a is None:
-            alpha = "α=auto"
-        elif a == "off":
+        if a is None:  # automatic: the JSON and report record the value used
+            return "balanced CE" if self.kind == "balanced_ce" else f"focal γ={self.gamma:g}"
+        if a == "off":
             alpha = "α=off"
         elif isinstance(a, float):
             alpha = f"α={a:g}"
@@ -144,14 +145,19 @@ def default_config(ds: Dataset) -> TrainConfig:
     return TrainConfig(epochs=60, batch_size=64, lr=1e-3)
 
 
-def set_threads() -> int:
-    """Torch intra-op threads: 1 per process under torchrun, else min(4, CPUs available)."""
+def set_threads(task: str = "dense") -> int:
+    """Set torch's intra-op threads for training ``task``'s small models; returns the number.
+
+    Tables (tiny MLPs) run fastest on 1 thread; the dense task on up to 2 per process (CPUs
+    available divided by the torchrun world size). More threads only add synchronization for
+    models this small, and hurt badly on a shared machine.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cpus = os.cpu_count() or 1
-    n = max(1, min(4, cpus // world))
+    n = 1 if task != "dense" else max(1, min(2, cpus // world))
     torch.set_num_threads(n)
     return n
 

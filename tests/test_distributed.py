@@ -11,7 +11,6 @@ different update, which the test also checks (it would otherwise pass for any no
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 
 import numpy as np
@@ -24,12 +23,6 @@ import focalkit as fk
 
 WORLD = 2
 C = 3  # foreground classes; value C = background
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,11 +60,14 @@ def _step(model, x, y, reduce_across_ranks: bool = True) -> list[torch.Tensor]:
     return [p.detach().clone() for p in module.parameters()]
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
+def _init(rank: int, out_dir: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    store = os.path.join(out_dir, "store")  # a file rendezvous: no port to race for
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
+
+
+def _worker(rank: int, out_dir: str) -> None:
+    _init(rank, out_dir)
     try:
         x, y = _batch()
         xl, yl = x[rank::WORLD], y[rank::WORLD]  # this rank's share of the global batch
@@ -82,19 +78,18 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         ddp = torch.nn.parallel.DistributedDataParallel(_model())
         results["per_rank"] = _step(ddp, xl, yl, reduce_across_ranks=False)
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # no rank tears gloo down while another still talks to it
     finally:
         dist.destroy_process_group()
 
 
-def _fit_worker(rank: int, port: int, out_dir: str) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+def _fit_worker(rank: int, out_dir: str) -> None:
+    _init(rank, out_dir)
     try:
         r = _fit(os.path.join(out_dir, "ddp.pt"))
         if rank == 0:
             torch.save({"loss_curve": r["loss_curve"], "ap": r["ap"]}, os.path.join(out_dir, "ddp_result.pt"))
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -110,7 +105,7 @@ def _fit(save: str) -> dict:
 
 
 def _spawn(fn, out_dir: str) -> None:
-    mp.spawn(fn, args=(_free_port(), out_dir), nprocs=WORLD, join=True)
+    mp.spawn(fn, args=(out_dir,), nprocs=WORLD, join=True)
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
@@ -140,7 +135,12 @@ def test_ddp_training_run_equals_single_process_run():
     """fit_and_score's DDP path (dense task, 2 ranks) trains the same weights as one process."""
     pytest.importorskip("sklearn")
     with tempfile.TemporaryDirectory() as d:
-        one = _fit(os.path.join(d, "one.pt"))
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as the ranks
+        try:
+            one = _fit(os.path.join(d, "one.pt"))
+        finally:
+            torch.set_num_threads(torch_threads)
         _spawn(_fit_worker, d)
         a = torch.load(os.path.join(d, "one.pt"), weights_only=True)["state_dict"]
         b = torch.load(os.path.join(d, "ddp.pt"), weights_only=True)["state_dict"]

@@ -175,6 +175,10 @@ def compare(
                 f"wrote {json_path}" + (f" and {html_path}" if html_path else "")
                 + f" ({result['elapsed']:.0f} s)", highlight=False,
             )
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()  # rank 0 has written; no rank tears gloo down under another
     finally:
         import torch.distributed as dist
 

@@ -1,0 +1,652 @@
+"""Triton kernels of both focal losses: loss and analytic gradient in one pass over the logits.
+
+These implement the kernel contract of :mod:`focalkit.backends` (``sigmoid_focal_fwd`` and
+``softmax_focal_fwd``) for CUDA tensors, and for CPU tensors under Triton's interpreter
+(``TRITON_INTERPRET=1``, which must be set before this module is imported). All arithmetic is float32
+whatever the input dtype (float32, float16, bfloat16 are cast right after loading); the gradient is
+written in the logits' dtype; the loss is reduced inside the kernel into one float32 partial sum per
+program, which are then added in a fixed order (deterministic, no atomics).
+
+Sigmoid, per element, with p = sigmoid(x), t the (smoothed) target, q = 1 - p_t = p (1 - t) + (1 - p) t,
+ce = max(x, 0) - x t + log1p(exp(-|x|)) and alpha_t = alpha t + (1 - alpha)(1 - t)::
+
+    loss     = alpha_t q^gamma ce
+    dloss/dx = alpha_t q^gamma [ (p - t) + gamma (p (1 - p) / q) (1 - 2 t) ce ]   (ratio := 0 at q = 0)
+
+Softmax over dimension 1, per position, with log p = log_softmax(x), om_c = 1 - p_c, w_c = alpha_c t_c::
+
+    loss      = -sum_c w_c om_c^gamma log p_c
+    h_c       = om_c^gamma (gamma p_c log p_c / om_c - 1)      (log p_c / om_c := -1 at om_c = 0)
+    dloss/dx_j = w_j h_j - p_j sum_c w_c h_c
+
+Numerics without ``libdevice`` (the interpreter has none): ``q ** gamma`` is ``exp2(gamma log2 q)`` with
+``q == 0`` mapped to 0 (``gamma == 0`` is a separate compile-time case giving exactly 1), ``log1p`` and
+``expm1`` use Goldberg's and Kahan's corrections of ``log``/``exp``, and the log-sum-exp keeps the sum of
+the non-maximal terms apart from the count of maximal ones so that ``log p`` of a confident class
+(``log1p`` of a small tail) and hence ``1 - p`` keep their relative accuracy.
+
+Example:
+    >>> import os; os.environ.setdefault("TRITON_INTERPRET", "1")  # CPU only: before the import
+    '1'
+    >>> import torch
+    >>> from focalkit.kernels import _triton as kt
+    >>> x = torch.tensor([[0.0, 2.0]]); t = torch.tensor([[1.0, 0.0]])
+    >>> loss, count, grad = kt.sigmoid_focal_fwd(x, t, labels=False, alpha=None, gamma=0.0,
+    ...     ignore_index=None, label_smoothing=0.0, reduce=True, compute_grad=True)
+    >>> round(float(loss), 4), int(count)
+    (2.8201, 2)
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import Tensor
+
+try:  # Triton is an optional extra (``pip install focalkit[triton]``)
+    import triton
+    import triton.language as tl
+
+    _HAVE_TRITON = True
+except Exception:  # pragma: no cover - depends on the environment
+    triton = None  # type: ignore[assignment]
+    tl = None  # type: ignore[assignment]
+    _HAVE_TRITON = False
+
+__all__ = ["sigmoid_focal_fwd", "softmax_focal_fwd", "triton_available"]
+
+_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_INT32_LIMIT = 2**31 - 1
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() not in ("", "0", "false", "no")
+
+
+def triton_available() -> bool:
+    """Whether these kernels can run here: Triton imports and there is a CUDA device or the interpreter.
+
+    Under ``TRITON_INTERPRET=1`` (set before this module was imported) the kernels run on CPU
+    tensors, slowly, for testing; otherwise they need CUDA tensors.
+
+    Example:
+        >>> isinstance(triton_available(), bool)
+        True
+    """
+    if not _HAVE_TRITON:
+        return False
+    if _interpreting():
+        return True
+    try:
+        return torch.cuda.is_available()
+    except Exception:  # pragma: no cover
+        return False
+
+
+def _next_pow2(n: int) -> int:
+    return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
+
+
+# --- launch heuristics --------------------------------------------------------------------------------
+# Reasoned for an H100 (132 SMs, 64K 32-bit registers and up to 2048 threads per SM), not measured:
+# no GPU was available when these were written. The sigmoid kernel is a pure streaming pass
+# (x and targets in, gradient out, ~12 bytes per float32 element): 2048 elements per program with
+# 8 warps is 8 elements per thread (two 128-bit vector loads of x), enough independent work to
+# cover memory latency and a few waves of programs over the SMs at detection sizes (~10M elements).
+# The softmax tiles hold at most 4096 float32 values (16 per thread at 8 warps) so that the ~8 live
+# tiles of the single-chunk path fit in registers without spilling; classes are a single chunk up
+# to 1024 for (N, C) rows and 64 for (N, C, *d) maps (the class axis is the strided one there, the
+# positions are the contiguous, coalesced axis), larger C loops over chunks with an online
+# log-sum-exp. Tests override these functions to force multi-program and multi-chunk launches.
+
+
+def _sigmoid_block(numel: int) -> tuple[int, int]:
+    """(BLOCK, num_warps) of the sigmoid kernel."""
+    if numel <= 1024:
+        return max(16, _next_pow2(numel)), 4
+    return 2048, 8
+
+
+def _softmax_tiles(c: int, inner: int, positions: int) -> tuple[int, int, int]:
+    """(BLOCK_P positions, BLOCK_C classes, num_warps) of the softmax kernel."""
+    max_tile = 4096
+    if inner == 1:  # (N, C): classes contiguous
+        block_c = min(_next_pow2(c), 1024)
+        block_p = max(1, min(max_tile // block_c, _next_pow2(positions)))
+    else:  # (N, C, *d): positions contiguous, classes at stride prod(d)
+        block_c = min(_next_pow2(c), 64)
+        block_p = max(16, min(max_tile // block_c, _next_pow2(inner)))
+    num_warps = 8 if block_p * block_c >= 4096 else 4
+    return block_p, block_c, num_warps
+
+
+if _HAVE_TRITON:
+
+    @triton.jit
+    def _log1p_pos(v):
+        # log(1 + v) for v >= 0, accurate for small v (Goldberg): log(u) * v / (u - 1), u = fl(1 + v).
+        u = 1.0 + v
+        den = tl.where(u == 1.0, 1.0, u - 1.0)
+        return tl.where(u == 1.0, v, tl.log(u) * (v / den))
+
+    @triton.jit
+    def _neg_expm1(lg):
+        # 1 - exp(lg) for lg <= 0, accurate near 0 (Kahan): (1 - u) * lg / log(u), u = fl(exp(lg)).
+        u = tl.exp(lg)
+        near = (u != 1.0) & (lg > -0.5)
+        den = tl.log(tl.where(near, u, 0.5))
+        corrected = (1.0 - u) * (lg / den)
+        return tl.where(u == 1.0, -lg, tl.where(near, corrected, 1.0 - u))
+
+    @triton.jit
+    def _pow_pos(q, gamma):
+        # q ** gamma for q >= 0 and gamma > 0 (0 ** gamma = 0) without libdevice.
+        pos = q > 0.0
+        return tl.where(pos, tl.exp2(gamma * tl.log2(tl.where(pos, q, 1.0))), 0.0)
+
+    @triton.jit
+    def _sigmoid_focal_kernel(
+        x_ptr, t_ptr, loss_ptr, grad_ptr, psum_ptr, pcnt_ptr,
+        numel, C, inner, alpha, gamma, ignore_f, ignore_i, ls,
+        LABELS: tl.constexpr, HAS_IGNORE: tl.constexpr, HAS_ALPHA: tl.constexpr,
+        SMOOTH: tl.constexpr, GAMMA_ZERO: tl.constexpr, REDUCE: tl.constexpr,
+        WRITE_GRAD: tl.constexpr, WIDE: tl.constexpr, BLOCK: tl.constexpr,
+    ):  # fmt: skip
+        pid = tl.program_id(0)
+        if WIDE:
+            start = pid.to(tl.int64) * BLOCK
+        else:
+            start = pid * BLOCK
+        offs = start + tl.arange(0, BLOCK)
+        mask = offs < numel
+        x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        if LABELS:
+            # x is (N, C, *d) with inner = prod(d); targets (N, *d) hold class indices, C = background.
+            cls = (offs // inner) % C
+            pos = (offs // (inner * C)) * inner + offs % inner
+            y = tl.load(t_ptr + pos, mask=mask, other=0)
+            if HAS_IGNORE:
+                valid = mask & (y != ignore_i)
+            else:
+                valid = mask
+            t = tl.where(valid & (y == cls), 1.0, 0.0)
+        else:
+            traw = tl.load(t_ptr + offs, mask=mask, other=0.0)
+            if HAS_IGNORE:
+                valid = mask & (traw != ignore_f)
+            else:
+                valid = mask
+            t = tl.where(valid, traw.to(tl.float32), 0.0)
+        if SMOOTH:
+            t = t * (1.0 - ls) + 0.5 * ls
+
+        e = tl.exp(-tl.abs(x))
+        inv = 1.0 / (1.0 + e)
+        nonneg = x >= 0.0
+        p = tl.where(nonneg, inv, e * inv)  # sigmoid(x)
+        pn = tl.where(nonneg, e * inv, inv)  # 1 - sigmoid(x), no cancellation
+        ce = tl.maximum(x, 0.0) - x * t + _log1p_pos(e)
+        q = p * (1.0 - t) + pn * t  # 1 - p_t
+        if HAS_ALPHA:
+            at = alpha * t + (1.0 - alpha) * (1.0 - t)
+        else:
+            at = tl.full((BLOCK,), 1.0, tl.float32)
+        if GAMMA_ZERO:
+            loss = at * ce
+        else:
+            mod = _pow_pos(q, gamma)
+            loss = at * mod * ce
+        loss = tl.where(valid, loss, 0.0)
+
+        if WRITE_GRAD:
+            d = p * (1.0 - t) - pn * t  # p - t, exact for hard targets
+            if GAMMA_ZERO:
+                g = at * d
+            else:
+                r = tl.where(q > 0.0, p * pn / tl.where(q > 0.0, q, 1.0), 0.0)  # in [0, 1]
+                g = at * mod * (d + gamma * r * (1.0 - 2.0 * t) * ce)
+            g = tl.where(valid, g, 0.0)
+            tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=mask)
+        if REDUCE:
+            tl.store(psum_ptr + pid, tl.sum(loss, axis=0))
+        else:
+            tl.store(loss_ptr + offs, loss, mask=mask)
+        if HAS_IGNORE:
+            tl.store(pcnt_ptr + pid, tl.sum(valid.to(tl.int32), axis=0))
+
+    @triton.jit
+    def _softmax_chunk_stats(xt, m2):
+        # Row max of a chunk, the sum of its non-maximal exp(x - max) and the count of maximal entries.
+        mc = tl.max(xt, axis=1)
+        mc = tl.where(mc == float("-inf"), 0.0, mc)  # rows with no valid entry
+        z = xt - mc[:, None]
+        is_max = (z == 0.0) & m2
+        tail = tl.sum(tl.where(is_max | (~m2), 0.0, tl.exp(tl.where(m2, z, 0.0))), axis=1)
+        neq = tl.sum(is_max.to(tl.float32), axis=1)
+        return mc, tail, neq
+
+    @triton.jit
+    def _softmax_class_terms(
+        xt, m, lse, m2, valid, cols, y, alpha_ptr, gamma, ls, C,
+        HAS_ALPHA: tl.constexpr, SMOOTH: tl.constexpr, GAMMA_ZERO: tl.constexpr,
+    ):  # fmt: skip
+        # Per class of a chunk: log p, p, w = alpha t and h (see the module docstring).
+        logp = tl.where(m2, (xt - m[:, None]) - lse[:, None], 0.0)
+        p = tl.exp(logp)
+        onehot = cols[None, :] == y[:, None]
+        if SMOOTH:
+            tcls = tl.where(onehot, 1.0 - ls, 0.0) + ls / C
+        else:
+            tcls = tl.where(onehot, 1.0, 0.0)
+        if HAS_ALPHA:
+            a = tl.load(alpha_ptr + cols, mask=cols < C, other=0.0).to(tl.float32)
+            w = tcls * a[None, :]
+        else:
+            w = tcls
+        w = tl.where(m2 & valid[:, None], w, 0.0)
+        if GAMMA_ZERO:
+            mod = tl.full(logp.shape, 1.0, tl.float32)
+            h = tl.full(logp.shape, -1.0, tl.float32)
+        else:
+            om = _neg_expm1(logp)
+            mod = _pow_pos(om, gamma)
+            ratio = tl.where(om > 0.0, logp / tl.where(om > 0.0, om, 1.0), -1.0)
+            h = mod * (gamma * p * ratio - 1.0)
+        return logp, p, w, mod, h
+
+    @triton.jit
+    def _softmax_focal_kernel(
+        x_ptr, y_ptr, alpha_ptr, loss_ptr, grad_ptr, psum_ptr, pcnt_ptr,
+        P, C, inner, n_sblocks, gamma, ignore_i, ls,
+        ROWS: tl.constexpr, HAS_ALPHA: tl.constexpr, SMOOTH: tl.constexpr,
+        GAMMA_ZERO: tl.constexpr, REDUCE: tl.constexpr, WRITE_GRAD: tl.constexpr,
+        SINGLE: tl.constexpr, WIDE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+    ):  # fmt: skip
+        pid = tl.program_id(0)
+        if WIDE:
+            pid = pid.to(tl.int64)
+        rp = tl.arange(0, BLOCK_P)
+        if ROWS:  # (N, C): a block of rows, classes contiguous
+            pos = pid * BLOCK_P + rp
+            pmask = pos < P
+            base = pos * C
+            cstride = 1
+        else:  # (N, C, *d): one image n, a block of contiguous positions s, classes at stride inner
+            n = pid // n_sblocks
+            s = (pid % n_sblocks) * BLOCK_P + rp
+            pmask = s < inner
+            base = n * C * inner + s
+            pos = n * inner + s
+            cstride = inner
+        y = tl.load(y_ptr + pos, mask=pmask, other=0)
+        valid = pmask & (y != ignore_i)
+        cols = tl.arange(0, BLOCK_C)
+
+        # Pass 1: log-sum-exp over the classes as m + log1p(tail + neq - 1).
+        cm = cols < C
+        m2 = pmask[:, None] & cm[None, :]
+        offs = base[:, None] + cols[None, :] * cstride
+        xt = tl.load(x_ptr + offs, mask=m2, other=float("-inf")).to(tl.float32)
+        m, tail, neq = _softmax_chunk_stats(xt, m2)
+        if not SINGLE:
+            for c0 in range(BLOCK_C, C, BLOCK_C):
+                cc = c0 + cols
+                m2c = pmask[:, None] & (cc < C)[None, :]
+                xc = tl.load(
+                    x_ptr + base[:, None] + cc[None, :] * cstride, mask=m2c, other=float("-inf")
+                ).to(tl.float32)
+                mc, tc, nc = _softmax_chunk_stats(xc, m2c)
+                mn = tl.maximum(m, mc)
+                tail = (tail + tl.where(m < mn, neq, 0.0)) * tl.exp(m - mn) + (
+                    tc + tl.where(mc < mn, nc, 0.0)
+                ) * tl.exp(mc - mn)
+                neq = tl.where(m == mn, neq, 0.0) + tl.where(mc == mn, nc, 0.0)
+                m = mn
+        lse = _log1p_pos(tail + tl.maximum(neq, 1.0) - 1.0)
+
+        # Pass 2: the loss and S = sum_c w_c h_c of each position.
+        if SMOOTH:
+            logp, p, w, mod, h = _softmax_class_terms(
+                xt, m, lse, m2, valid, cols, y, alpha_ptr, gamma, ls, C,
+                HAS_ALPHA, SMOOTH, GAMMA_ZERO,
+            )  # fmt: skip
+            loss = -tl.sum(w * mod * logp, axis=1)
+            S = tl.sum(w * h, axis=1)
+            if not SINGLE:
+                for c0 in range(BLOCK_C, C, BLOCK_C):
+                    cc = c0 + cols
+                    m2c = pmask[:, None] & (cc < C)[None, :]
+                    xc = tl.load(
+                        x_ptr + base[:, None] + cc[None, :] * cstride, mask=m2c, other=0.0
+                    ).to(tl.float32)
+                    logp, p, w, mod, h = _softmax_class_terms(
+                        xc, m, lse, m2c, valid, cc, y, alpha_ptr, gamma, ls, C,
+                        HAS_ALPHA, SMOOTH, GAMMA_ZERO,
+                    )  # fmt: skip
+                    loss += -tl.sum(w * mod * logp, axis=1)
+                    S += tl.sum(w * h, axis=1)
+        else:  # hard labels: only the target class enters, gathered directly
+            hit = valid & (y >= 0) & (y < C)
+            yc = tl.where(hit, y, 0)
+            xy = tl.load(x_ptr + base + yc * cstride, mask=hit, other=0.0).to(tl.float32)
+            logp_y = tl.where(hit, (xy - m) - lse, 0.0)
+            if HAS_ALPHA:
+                w_y = tl.load(alpha_ptr + yc, mask=hit, other=0.0).to(tl.float32)
+            else:
+                w_y = tl.full((BLOCK_P,), 1.0, tl.float32)
+            w_y = tl.where(hit, w_y, 0.0)
+            if GAMMA_ZERO:
+                loss = -w_y * logp_y
+                S = -w_y
+            else:
+                om_y = _neg_expm1(logp_y)
+                mod_y = _pow_pos(om_y, gamma)
+                ratio = tl.where(om_y > 0.0, logp_y / tl.where(om_y > 0.0, om_y, 1.0), -1.0)
+                loss = -w_y * mod_y * logp_y
+                S = w_y * (mod_y * (gamma * tl.exp(logp_y) * ratio - 1.0))
+
+        # Pass 3: the gradient, dloss/dx_j = w_j h_j - p_j S, in x's dtype and layout.
+        if WRITE_GRAD:
+            if SMOOTH:
+                if SINGLE:
+                    g = w * h - p * S[:, None]
+                    g = tl.where(valid[:, None], g, 0.0)
+                    tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=m2)
+                else:
+                    for c0 in range(0, C, BLOCK_C):
+                        cc = c0 + cols
+                        m2c = pmask[:, None] & (cc < C)[None, :]
+                        oc = base[:, None] + cc[None, :] * cstride
+                        xc = tl.load(x_ptr + oc, mask=m2c, other=0.0).to(tl.float32)
+                        logp, p, w, mod, h = _softmax_class_terms(
+                            xc, m, lse, m2c, valid, cc, y, alpha_ptr, gamma, ls, C,
+                            HAS_ALPHA, SMOOTH, GAMMA_ZERO,
+                        )  # fmt: skip
+                        g = w * h - p * S[:, None]
+                        g = tl.where(valid[:, None], g, 0.0)
+                        tl.store(grad_ptr + oc, g.to(grad_ptr.dtype.element_ty), mask=m2c)
+            else:
+                if SINGLE:
+                    p = tl.exp(tl.where(m2, (xt - m[:, None]) - lse[:, None], 0.0))
+                    g = tl.where(cols[None, :] == y[:, None], S[:, None], 0.0) - p * S[:, None]
+                    g = tl.where(valid[:, None], g, 0.0)
+                    tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=m2)
+                else:
+                    for c0 in range(0, C, BLOCK_C):
+                        cc = c0 + cols
+                        m2c = pmask[:, None] & (cc < C)[None, :]
+                        oc = base[:, None] + cc[None, :] * cstride
+                        xc = tl.load(x_ptr + oc, mask=m2c, other=0.0).to(tl.float32)
+                        p = tl.exp(tl.where(m2c, (xc - m[:, None]) - lse[:, None], 0.0))
+                        g = tl.where(cc[None, :] == y[:, None], S[:, None], 0.0) - p * S[:, None]
+                        g = tl.where(valid[:, None], g, 0.0)
+                        tl.store(grad_ptr + oc, g.to(grad_ptr.dtype.element_ty), mask=m2c)
+
+        loss = tl.where(valid, loss, 0.0)
+        if REDUCE:
+            tl.store(psum_ptr + pid, tl.sum(loss, axis=0))
+        else:
+            tl.store(loss_ptr + pos, loss, mask=pmask)
+        tl.store(pcnt_ptr + pid, tl.sum(valid.to(tl.int32), axis=0))
+
+
+# --- host side ----------------------------------------------------------------------------------------
+
+
+def _check_runnable(x: Tensor) -> None:
+    if not _HAVE_TRITON:
+        raise RuntimeError("the Triton kernels need the 'triton' package (pip install focalkit[triton])")
+    if x.device.type != "cuda" and not _interpreting():
+        raise RuntimeError(
+            f"the Triton kernels need CUDA tensors (x is on {x.device}); on CPU they only run under "
+            "Triton's interpreter, with TRITON_INTERPRET=1 set before focalkit.kernels is imported"
+        )
+
+
+def _check_x(x: Tensor) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"x must be float32, float16 or bfloat16 for the Triton kernels, got {x.dtype}")
+
+
+def _check_targets(x: Tensor, targets: Tensor) -> None:
+    if not isinstance(targets, Tensor):
+        raise TypeError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
+    if targets.device != x.device:
+        raise ValueError(f"targets must be on x's device {x.device}, got {targets.device}")
+
+
+def _check_common(gamma: float, label_smoothing: float) -> tuple[float, float]:
+    gamma, ls = float(gamma), float(label_smoothing)
+    if not gamma >= 0.0 or gamma == float("inf"):
+        raise ValueError(f"gamma must be a finite number >= 0, got {gamma}")
+    if not 0.0 <= ls <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {ls}")
+    return gamma, ls
+
+
+def _finish(
+    x: Tensor, psum: Tensor, pcnt: Tensor | None, total: int, loss_buf: Tensor | None, reduce: bool
+) -> tuple[Tensor, Tensor]:
+    # Partial sums added in a fixed order, in float64 for accuracy, then float32.
+    loss = psum.sum(dtype=torch.float64).to(torch.float32) if reduce else loss_buf
+    if pcnt is None:
+        count = torch.tensor(total, dtype=torch.int64, device=x.device)
+    else:
+        count = pcnt.sum(dtype=torch.int64)
+    assert loss is not None
+    return loss, count
+
+
+def sigmoid_focal_fwd(
+    x: Tensor,
+    targets: Tensor,
+    *,
+    labels: bool,
+    alpha: float | None,
+    gamma: float,
+    ignore_index: int | None,
+    label_smoothing: float,
+    reduce: bool,
+    compute_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Sigmoid focal loss and its gradient in one Triton pass (kernel contract of focalkit.backends).
+
+    Per element, with p = sigmoid(x), t' = t (1 - ls) + ls / 2, q = 1 - p_t = p (1 - t') + (1 - p) t',
+    ce = max(x, 0) - x t' + log1p(exp(-|x|)) and alpha_t = alpha t' + (1 - alpha)(1 - t')::
+
+        loss     = alpha_t q^gamma ce
+        dloss/dx = alpha_t q^gamma [ (p - t') + gamma (p (1 - p) / q) (1 - 2 t') ce ]
+
+    Args:
+        x: logits of any shape, float32/float16/bfloat16 (CUDA, or CPU under the interpreter).
+        targets: ``labels=False``: floats of x's shape in [0, 1] (elements equal to ``ignore_index``
+            are ignored). ``labels=True``: integer class indices of shape ``x.shape[:1] + x.shape[2:]``
+            (x is (N, C, *d)); the value C is background, positions equal to ``ignore_index`` drop all
+            their C elements. The one-hot is never materialized.
+        alpha: weight of positives (None: no weighting).
+        gamma: focusing parameter >= 0.
+        ignore_index: target value to ignore, or None.
+        label_smoothing: ls in [0, 1], smoothing toward 0.5.
+        reduce: True for the float32 0-d sum over non-ignored elements, False for the per-element
+            float32 loss of x's shape (0 where ignored).
+        compute_grad: whether to return d(sum of loss)/dx.
+
+    Returns:
+        ``(loss, count, grad)``: count is the int64 number of non-ignored elements; grad has x's
+        shape and dtype (0 where ignored), or is None.
+
+    Example:
+        >>> import torch
+        >>> x = torch.zeros(2, 3); y = torch.tensor([0, 3])  # class 0, then background
+        >>> loss, count, grad = sigmoid_focal_fwd(x, y, labels=True, alpha=0.25, gamma=2.0,
+        ...     ignore_index=None, label_smoothing=0.0, reduce=True, compute_grad=True)
+        >>> int(count), tuple(grad.shape)
+        (6, (2, 3))
+    """
+    _check_x(x)
+    _check_targets(x, targets)
+    gamma, ls = _check_common(gamma, label_smoothing)
+    if alpha is not None:
+        if isinstance(alpha, Tensor):
+            if alpha.numel() != 1:
+                raise TypeError("alpha must be a float or None for the Triton sigmoid kernel")
+            alpha = float(alpha)
+        alpha = float(alpha)
+    x = x.contiguous()
+    targets = targets.contiguous()
+    if labels:
+        if x.dim() < 2:
+            raise ValueError(f"x must be (N, C, *d) with integer labels, got shape {tuple(x.shape)}")
+        if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+            raise TypeError(f"targets must be an integer tensor of class indices, got {targets.dtype}")
+        expected = x.shape[:1] + x.shape[2:]
+        if targets.shape != expected:
+            raise ValueError(
+                f"targets must have shape {tuple(expected)} (x's shape without dimension 1), "
+                f"got {tuple(targets.shape)}"
+            )
+        c = x.shape[1]
+        inner = 1
+        for d in x.shape[2:]:
+            inner *= d
+    else:
+        if targets.shape != x.shape:
+            raise ValueError(f"targets must have x's shape {tuple(x.shape)}, got {tuple(targets.shape)}")
+        if not targets.is_floating_point():
+            targets = targets.to(torch.float32)
+        c, inner = 1, 1
+
+    numel = x.numel()
+    dev = x.device
+    grad = torch.empty_like(x) if compute_grad else None
+    has_ignore = ignore_index is not None
+    if numel == 0:
+        loss = torch.zeros((), dtype=torch.float32, device=dev) if reduce else torch.zeros(
+            x.shape, dtype=torch.float32, device=dev
+        )
+        return loss, torch.zeros((), dtype=torch.int64, device=dev), grad
+    _check_runnable(x)
+
+    block, num_warps = _sigmoid_block(numel)
+    n_prog = triton.cdiv(numel, block)
+    psum = torch.empty(n_prog, dtype=torch.float32, device=dev)
+    pcnt = torch.empty(n_prog, dtype=torch.int32, device=dev) if has_ignore else psum
+    loss_buf = psum if reduce else torch.empty(x.shape, dtype=torch.float32, device=dev)
+    ign = int(ignore_index) if has_ignore else 0
+    _sigmoid_focal_kernel[(n_prog,)](
+        x, targets, loss_buf, grad if compute_grad else psum, psum, pcnt,
+        numel, c, inner, 0.0 if alpha is None else alpha, gamma, float(ign), ign, ls,
+        LABELS=bool(labels), HAS_IGNORE=has_ignore, HAS_ALPHA=alpha is not None,
+        SMOOTH=ls != 0.0, GAMMA_ZERO=gamma == 0.0, REDUCE=bool(reduce),
+        WRITE_GRAD=bool(compute_grad), WIDE=numel + block > _INT32_LIMIT, BLOCK=block,
+        num_warps=num_warps,
+    )  # fmt: skip
+    loss, count = _finish(x, psum, pcnt if has_ignore else None, numel, loss_buf, reduce)
+    return loss, count, grad
+
+
+def softmax_focal_fwd(
+    x: Tensor,
+    targets: Tensor,
+    *,
+    alpha: Tensor | None,
+    gamma: float,
+    ignore_index: int,
+    label_smoothing: float,
+    reduce: bool,
+    compute_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Softmax focal loss over dimension 1 and its gradient in one Triton launch (kernel contract).
+
+    Per position, with log p = log_softmax(x) over the C classes, om_c = 1 - p_c,
+    t_c = (1 - ls) [c == y] + ls / C and w_c = alpha_c t_c::
+
+        loss       = -sum_c w_c om_c^gamma log p_c
+        h_c        = om_c^gamma (gamma p_c log p_c / om_c - 1)     (log p_c / om_c := -1 at om_c = 0)
+        dloss/dx_j = w_j h_j - p_j sum_c w_c h_c
+
+    (N, C, *d) inputs are read in place (a program takes a block of contiguous positions of one
+    image and walks the classes at stride prod(d)): no transpose copy.
+
+    Args:
+        x: (N, C) or (N, C, *d) logits, float32/float16/bfloat16.
+        targets: integer class indices of shape (N, *d); positions equal to ``ignore_index`` are
+            ignored.
+        alpha: None or a (C,) tensor of non-negative per-class weights.
+        gamma: focusing parameter >= 0.
+        ignore_index: target value to ignore.
+        label_smoothing: ls in [0, 1], as ``F.cross_entropy``.
+        reduce: True for the float32 0-d sum over non-ignored positions, False for the float32
+            per-position loss of shape (N, *d) (0 where ignored).
+        compute_grad: whether to return d(sum of loss)/dx.
+
+    Returns:
+        ``(loss, count, grad)``: count is the int64 number of non-ignored positions; grad has x's
+        shape, dtype and layout (0 at ignored positions), or is None.
+
+    Example:
+        >>> import torch
+        >>> x = torch.zeros(2, 4); y = torch.tensor([1, -100])
+        >>> loss, count, grad = softmax_focal_fwd(x, y, alpha=None, gamma=0.0, ignore_index=-100,
+        ...     label_smoothing=0.0, reduce=True, compute_grad=True)
+        >>> round(float(loss), 4), int(count)  # log(4) for the one valid position
+        (1.3863, 1)
+    """
+    _check_x(x)
+    _check_targets(x, targets)
+    gamma, ls = _check_common(gamma, label_smoothing)
+    if x.dim() < 2:
+        raise ValueError(f"x must be (N, C) or (N, C, *d), got shape {tuple(x.shape)}")
+    if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+        raise TypeError(f"targets must be an integer tensor of class indices, got {targets.dtype}")
+    expected = x.shape[:1] + x.shape[2:]
+    if targets.shape != expected:
+        raise ValueError(
+            f"targets must have shape {tuple(expected)} (x's shape without dimension 1), "
+            f"got {tuple(targets.shape)}"
+        )
+    c = x.shape[1]
+    if alpha is not None:
+        if not isinstance(alpha, Tensor):
+            alpha = torch.as_tensor(alpha, dtype=torch.float32)
+        if alpha.shape != (c,):
+            raise ValueError(f"alpha must have shape ({c},) (one weight per class), got {tuple(alpha.shape)}")
+        alpha = alpha.to(device=x.device, dtype=torch.float32).contiguous()
+    x = x.contiguous()
+    targets = targets.contiguous()
+    dev = x.device
+    inner = 1
+    for d in x.shape[2:]:
+        inner *= d
+    positions = x.shape[0] * inner
+    grad = torch.empty_like(x) if compute_grad else None
+    if positions == 0 or c == 0:
+        if grad is not None:
+            grad.zero_()
+        loss = torch.zeros((), dtype=torch.float32, device=dev) if reduce else torch.zeros(
+            expected, dtype=torch.float32, device=dev
+        )
+        return loss, (targets != ignore_index).sum(dtype=torch.int64), grad
+    _check_runnable(x)
+
+    block_p, block_c, num_warps = _softmax_tiles(c, inner, positions)
+    rows = inner == 1
+    n_sblocks = 1 if rows else triton.cdiv(inner, block_p)
+    n_prog = triton.cdiv(positions, block_p) if rows else x.shape[0] * n_sblocks
+    psum = torch.empty(n_prog, dtype=torch.float32, device=dev)
+    pcnt = torch.empty(n_prog, dtype=torch.int32, device=dev)
+    loss_buf = psum if reduce else torch.empty(expected, dtype=torch.float32, device=dev)
+    _softmax_focal_kernel[(n_prog,)](
+        x, targets, alpha if alpha is not None else psum, loss_buf,
+        grad if compute_grad else psum, psum, pcnt,
+        positions, c, inner, n_sblocks, gamma, int(ignore_index), ls,
+        ROWS=rows, HAS_ALPHA=alpha is not None, SMOOTH=ls != 0.0, GAMMA_ZERO=gamma == 0.0,
+        REDUCE=bool(reduce), WRITE_GRAD=bool(compute_grad), SINGLE=c <= block_c,
+        WIDE=x.numel() + block_p * block_c * max(inner, 1) > _INT32_LIMIT,
+        BLOCK_P=block_p, BLOCK_C=block_c, num_warps=num_warps,
+    )  # fmt: skip
+    loss, count = _finish(x, psum, pcnt, positions, loss_buf, reduce)
+    return loss, count, grad

@@ -485,3 +485,18 @@ def test_cli_small_run_resume_and_errors(tmp_path: Path) -> None:
         assert res.exit_code == 2, res.output
         assert "error:" in res.output and match in " ".join(res.output.split())
         assert "Traceback" not in res.output
+
+
+@pytest.mark.slow
+def test_orphan_running_trial_without_owner_is_failed_after_grace(tmp_path: Path) -> None:
+    """A process killed between creating a trial and recording its owner leaves a RUNNING trial
+    with neither owner nor heartbeat: it is failed after 5 grace periods, not waited for forever."""
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    kw = dict(folds=1, storage=url, study="s", heartbeat_interval=1, grace_period=1)
+    tune(quad, n_trials=2, **kw)
+    orphan = optuna.load_study(study_name="s", storage=url).ask()
+    t0 = time.monotonic()
+    r = tune(quad, n_trials=3, **kw)
+    assert time.monotonic() - t0 >= 4.0
+    assert r.n_trials == 3
+    assert _states(url, "s")[orphan.number].state == optuna.trial.TrialState.FAIL

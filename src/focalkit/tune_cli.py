@@ -53,6 +53,7 @@ def _trial_line(metric: str) -> Any:
 
 
 def _table(result: Any, k: int) -> Any:
+    from rich import box
     from rich.table import Table
 
     from focalkit.tuning import _fmt, _pm
@@ -62,9 +63,11 @@ def _table(result: Any, k: int) -> Any:
             return "off"
         return f"s={t.alpha_param:.3g}" if isinstance(t.alpha, list) else f"{t.alpha:.3g}"
 
-    table = Table(title=f"top {k} trials ({result.metric}, mean +- std over folds)")
+    table = Table(title=f"top {k} trials ({result.metric}, mean +- std over folds)",
+                  box=box.SIMPLE_HEAD)
     for col in ("rank", "trial", "loss", "gamma", "alpha", result.metric, "per fold"):
-        table.add_column(col, justify="left" if col in ("loss", "alpha") else "right")
+        table.add_column(col, justify="left" if col in ("loss", "alpha", "per fold") else "right",
+                         no_wrap=col != "per fold")
     for i, t in enumerate(result.top(k)):
         table.add_row(str(i + 1), str(t.number), t.label if t.reference else "focal",
                       _fmt(t.gamma), alpha_cell(t), _pm(t.value, t.std),

@@ -39,6 +39,7 @@ Needs the ``tune`` extra (optuna, matplotlib): ``pip install 'focalkit[tune]'``.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import html
 import inspect
 import io
@@ -327,7 +328,7 @@ def _requeue(study: Any, trial: Any) -> None:
     params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
     if not params and not attrs:
         return  # died before choosing its parameters: nothing to re-run
-    attrs[_ATTR + "retry_of"] = trial.number
+    attrs[_ATTR + "retry_of"] = trial.user_attrs.get(_ATTR + "retry_of", trial.number)
     study.enqueue_trial(params, user_attrs=attrs)
 
 
@@ -461,14 +462,26 @@ def _fail_dead_trials(study: Any) -> None:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     host, me = socket.gethostname(), os.getpid()
+    backend = getattr(study._storage, "_backend", study._storage)  # optuna's cache wraps RDB
+    interval = getattr(backend, "heartbeat_interval", None)
+    grace = getattr(backend, "grace_period", None) or 2 * (interval or 0)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = t.user_attrs.get(_ATTR + "worker")
-        if not owner or owner.get("host") != host:
-            continue
-        pid = int(owner.get("pid", -1))
-        alive = t._trial_id in _ACTIVE_TRIAL_IDS if pid == me else _pid_alive(pid)
-        if alive:
-            continue
+        if not owner:
+            # Killed between creating the trial and recording its owner and first heartbeat:
+            # give it (generously, clocks of machines differ) 5 grace periods.
+            started = t.datetime_start
+            if not interval or started is None or t._trial_id in _ACTIVE_TRIAL_IDS:
+                continue
+            if (datetime.datetime.now() - started).total_seconds() < 5 * grace:
+                continue
+        elif owner.get("host") != host:
+            continue  # another machine's trial: the heartbeat decides (above)
+        else:
+            pid = int(owner.get("pid", -1))
+            alive = t._trial_id in _ACTIVE_TRIAL_IDS if pid == me else _pid_alive(pid)
+            if alive:
+                continue
         try:
             ok = study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -669,6 +682,10 @@ def _worker(
 def _child_main(payload: bytes) -> None:  # pragma: no cover - runs in a spawned process
     import signal
 
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         _worker(*pickle.loads(payload))
@@ -844,7 +861,23 @@ def tune(
 
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # focalkit reports trials itself
+    try:
+        return _tune(objective, storage, study, space, n_trials, workers, seed, opts,
+                     references, callbacks, heartbeat_interval, grace_period)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _tune(
+    objective: _Objective, storage: str | None, study: str, space: _Space, n_trials: int,
+    workers: int, seed: int | None, opts: dict[str, Any], references: Sequence[str],
+    callbacks: Sequence[Callable[[Any, Any], None]], heartbeat_interval: int,
+    grace_period: int | None,
+) -> TuneResult:
+    n_startup_trials, prune = opts["n_startup_trials"], opts["prune"]
+    pruner_warmup_steps = opts["pruner_warmup_steps"]
     rdb = _make_storage(storage, heartbeat_interval, grace_period)
     st = _open_study(rdb, study, space, seed, n_startup_trials, prune, pruner_warmup_steps,
                      create=True)
@@ -863,8 +896,12 @@ def tune(
     try:
         _worker(objective, storage, rdb, study, n_trials, seed, opts, callbacks)
     except BaseException:
+        # Stop the other workers too (SIGTERM: each gives its running trial back, re-queued).
         for p in children:
-            p.join(timeout=30)
+            if p.is_alive():
+                p.terminate()
+        for p in children:
+            p.join(timeout=60)
         raise
     for p in children:
         p.join()
@@ -968,7 +1005,7 @@ def _plot(result: TuneResult, path: Any, ax: Any = None) -> Any:
     from matplotlib.figure import Figure
 
     if ax is None:  # no pyplot: works with any (or no) interactive backend
-        fig = Figure(figsize=(7.0, 5.0), layout="constrained")
+        fig = Figure(figsize=(7.0, 5.6), layout="constrained")
         ax = fig.add_subplot()
     else:
         fig = ax.figure
@@ -1000,12 +1037,12 @@ def _plot(result: TuneResult, path: Any, ax: Any = None) -> Any:
     b = result.best
     if b is not None and b.reference is None:
         ax.scatter([b.gamma], [b.alpha_param], marker="*", s=260, color="red", edgecolors="black",
-                   zorder=4, label=f"best: {_pm(b.value, b.std)}")
+                   zorder=4, label=f"best: {_pm(b.value, b.std)}", clip_on=False)
     for name, t in result.references.items():
         label = f"{t.label}: {_pm(t.value, t.std)}"
         if name == "balanced_ce" and t.alpha_param is not None:
             ax.scatter([0.0], [t.alpha_param], marker="D", s=60, color="orange",
-                       edgecolors="black", zorder=4, label=label)
+                       edgecolors="black", zorder=4, label=label, clip_on=False)
         else:
             ax.plot([], [], " ", label=label)
     ax.set_xlim(*space["gamma_range"])
@@ -1013,7 +1050,8 @@ def _plot(result: TuneResult, path: Any, ax: Any = None) -> Any:
     ax.set_xlabel("gamma")
     ax.set_ylabel(ylabel)
     ax.set_title(f"{result.study}: {result.metric} ({result.direction}), {result.n_trials} trials")
-    ax.legend(loc="best", fontsize=8, framealpha=0.85)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8,
+              frameon=False)
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig
@@ -1171,7 +1209,8 @@ def tune_data(
         alpha_bounds: (low, high) of alpha on binary/dense data (default 0.05, 0.95) or of the
             class-weight exponent s on multi-class data (default 0, 1); None keeps a default.
         workers, **kwargs: passed to :func:`tune` (``n_trials``, ``storage``, ``study``,
-            ``gamma_range``...).
+            ``gamma_range``...). The pruner reports the validation ``metric`` after every epoch;
+            ``pruner_warmup_steps`` defaults to half the epochs of one fold.
 
     Example:
         >>> r = tune_data("digits", n_trials=3, folds=2, epochs=1, storage=None)  # doctest: +SKIP
@@ -1202,6 +1241,12 @@ def tune_data(
         kwargs["alpha_power_range"] = (0.0 if lo is None else lo, 1.0 if hi is None else hi)
     else:
         kwargs["alpha_range"] = (0.05 if lo is None else lo, 0.95 if hi is None else hi)
+    if "pruner_warmup_steps" not in kwargs:
+        # Early epochs are noisy (AP near the positive rate): no pruning in the first half of the
+        # first fold.
+        from focalkit.experiments.train import default_config
+
+        kwargs["pruner_warmup_steps"] = (epochs or default_config(ds).epochs) // 2
     ident = {"source": objective.source, "target": target, "data_seed": data_seed,
              "epochs": epochs, "seed": seed, "task": ds.task, "n": len(ds)}
     return tune(objective, class_counts=counts, balanced_alpha=balanced, folds=folds,

@@ -488,6 +488,20 @@ def test_verdicts_overlap_logic():
     assert not v["ap"]["clear"] and "one seed" in v["ap"]["text"]
 
 
+def test_headline_focal_vs_cross_entropy():
+    specs = [LossSpec("ce"), LossSpec("balanced_ce"), LossSpec("focal", gamma=1.0), LossSpec("focal", gamma=2.0)]
+    s = _summary(**{"CE": (0.50, 0.02), "balanced CE": (0.55, 0.02), "focal γ=1": (0.70, 0.03), "focal γ=2": (0.60, 0.3)})
+    h = C.headline(s, specs, 3)
+    assert "best focal (focal γ=1)" in h and "(balanced CE)" in h and h.endswith("focal loss helps here (the intervals do not overlap)")
+    s["focal γ=1"]["ap"] = {"mean": 0.56, "std": 0.05, "values": []}
+    assert C.headline(s, specs, 3).endswith("no clear difference")
+    s["focal γ=1"]["ap"] = {"mean": 0.30, "std": 0.01, "values": []}
+    s["focal γ=2"]["ap"] = {"mean": 0.31, "std": 0.01, "values": []}
+    assert "cross-entropy is better" in C.headline(s, specs, 3)
+    assert "one seed" in C.headline(s, specs, 1)
+    assert C.headline(s, specs[:2], 3) == ""
+
+
 def test_summarize_mean_and_sample_sd():
     runs = [{"loss": "CE", **{m: v for m in M.METRICS}} for v in (1.0, 2.0, 4.0)]
     s = C.summarize(runs, ["CE"])
@@ -526,6 +540,7 @@ def test_compare_cli_end_to_end(tmp_path):
     assert html.count("data:image/png;base64,") == 3
     assert not re.search(r"""(src|href)=["']?https?:""", html)  # self-contained
     assert "focal γ=2" in html and data["verdicts"]["ap"]["text"].split(":")[0] in html
+    assert data["headline"].startswith("best focal") and "Answer:" in html
     # the same command gives the same numbers
     res2 = _cli("digits", "--epochs", "2", "--seeds", "2", "--gammas", "1,2", "-o", str(tmp_path / "o2"), "-q")
     assert res2.exit_code == 0

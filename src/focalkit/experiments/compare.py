@@ -41,6 +41,7 @@ __all__ = [
     "run_compare",
     "summarize",
     "verdicts",
+    "headline",
     "write_json",
     "render_table",
     "METRIC_LABELS",
@@ -213,6 +214,35 @@ def verdicts(summary: dict[str, dict[str, dict[str, Any]]], n_seeds: int) -> dic
     return out
 
 
+def headline(summary: dict[str, dict[str, dict[str, Any]]], losses: Sequence[LossSpec], n_seeds: int,
+             metric: str = "ap") -> str:
+    """The answer to "does focal loss help here?" on ``metric`` (AP by default).
+
+    Compares the focal loss with the best mean against the better of the cross-entropies (CE,
+    balanced CE) with the same interval rule as :func:`verdicts`.
+    """
+    focal = [s.name for s in losses if s.kind == "focal"]
+    ces = [s.name for s in losses if s.kind != "focal"]
+    if not focal or not ces:
+        return ""
+    higher = HIGHER_IS_BETTER[metric]
+    key = (lambda n: summary[n][metric]["mean"]) if higher else (lambda n: -summary[n][metric]["mean"])
+    f = max(focal, key=key)
+    c = max(ces, key=key)
+    fm, fs = summary[f][metric]["mean"], summary[f][metric]["std"]
+    cm, cs = summary[c][metric]["mean"], summary[c][metric]["std"]
+    fmt = _fmt_value(metric)
+    label = METRIC_LABELS[metric]
+    pair = f"best focal ({f}) {label} {fmt(fm)} ± {fmt(fs)} vs best cross-entropy ({c}) {fmt(cm)} ± {fmt(cs)}"
+    if n_seeds < 2:
+        return f"{pair}: one seed, no spread, so no clear difference can be claimed"
+    if fm - fs > cm + cs if higher else fm + fs < cm - cs:
+        return f"{pair}: focal loss helps here (the intervals do not overlap)"
+    if cm - cs > fm + fs if higher else cm + cs < fm - fs:
+        return f"{pair}: cross-entropy is better here (the intervals do not overlap)"
+    return f"{pair}: no clear difference"
+
+
 def _fmt_value(metric: str) -> Callable[[float], str]:
     if metric == "train_time":
         return lambda v: f"{v:.1f}"
@@ -351,6 +381,7 @@ def run_compare(
         "runs": runs,
         "summary": summary,
         "verdicts": verdicts(summary, len(cfg.seeds)),
+        "headline": headline(summary, specs, len(cfg.seeds)),
         "notes": notes,
         "environment": {
             "focalkit": fk.__version__, "torch": torch.__version__, "python": platform.python_version(),

@@ -86,7 +86,7 @@ def compare(
 
     from focalkit.experiments.compare import CompareConfig, prepare, render_table, run_compare, write_json
     from focalkit.experiments.data import DataError
-    from focalkit.experiments.train import set_threads
+    from focalkit.experiments.train import default_config, set_threads
 
     console = Console(stderr=False)
     if not console.is_terminal:  # files and pipes get the whole table
@@ -143,13 +143,14 @@ def compare(
         )
         with progress:
             total = progress.add_task("all runs", total=len(specs) * len(cfg.seeds))
+            epochs_total = cfg.epochs or default_config(ds).epochs
             current = {"task": None}
 
             def on_run_start(i: int, n: int, spec, seed: int) -> None:
                 if current["task"] is not None:
                     progress.remove_task(current["task"])
                     progress.advance(total)
-                current["task"] = progress.add_task(f"  {spec.name}, seed {seed}", total=None)
+                current["task"] = progress.add_task(f"  {spec.name}, seed {seed}", total=epochs_total)
 
             def on_progress(done: int, total_epochs: int) -> None:
                 progress.update(current["task"], completed=done, total=total_epochs)
@@ -171,6 +172,8 @@ def compare(
             console.print(render_table(result))
             for m, v in result["verdicts"].items():
                 console.print(f"[bold]{m}[/]: {v['text']}", highlight=False)
+            if result["headline"]:
+                console.print(f"[bold]answer[/]: {result['headline']}", highlight=False)
             console.print(
                 f"wrote {json_path}" + (f" and {html_path}" if html_path else "")
                 + f" ({result['elapsed']:.0f} s)", highlight=False,

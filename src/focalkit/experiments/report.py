@@ -214,6 +214,7 @@ def render_html(result: dict[str, Any]) -> str:
 <p>{e(ds['description'])}. Task: {e(ds['task'])}; rare classes:
 {e(', '.join(ds['class_names'][c] for c in ds['rare_classes']))}. {n_seeds} seed(s): {e(str(result['seeds']))};
 created {e(result['created'])} in {result['elapsed']:.0f} s.</p>
+{f"<p><b>Answer:</b> {e(result['headline'])}.</p>" if result.get('headline') else ''}
 <h2>Held-out metrics (mean ± sd over seeds)</h2>
 <table><tr><th>loss</th>{head}</tr>{''.join(rows)}</table>
 <p class="note">* best mean; green: clearly best (its mean ± sd interval overlaps no other loss's).

@@ -303,7 +303,7 @@ if _HAVE_TRITON:
                 ) * tl.exp(mc - mn)
                 neq = tl.where(m == mn, neq, 0.0) + tl.where(mc == mn, nc, 0.0)
                 m = mn
-        lse = _log1p_pos(tail + tl.maximum(neq, 1.0) - 1.0)
+        lse = _log1p_pos(tail + (tl.maximum(neq, 1.0) - 1.0))  # neq - 1 first: exact
 
         # Pass 2: the loss and S = sum_c w_c h_c of each position.
         if SMOOTH:

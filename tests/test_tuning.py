@@ -295,6 +295,13 @@ def test_reports_json_plot_html(tmp_path: Path) -> None:
     assert "cross-entropy" in page
 
 
+def test_docstring_examples() -> None:
+    import doctest
+
+    failed, attempted = doctest.testmod(tuning, optionflags=doctest.ELLIPSIS)
+    assert attempted >= 3 and failed == 0
+
+
 def test_lazy_fk_tune_does_not_import_optuna_with_the_core() -> None:
     code = "import sys, focalkit as fk; assert 'optuna' not in sys.modules; fk.tune; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -313,6 +320,9 @@ _SCRIPT = textwrap.dedent('''
     def objective(gamma, alpha, fold):
         with open(LOG, "a") as f:
             f.write(f"{os.getpid()} {gamma!r} {alpha!r} {fold}\\n")
+        end = time.time() + 60  # barrier: the first trials wait until every worker has started
+        while time.time() < end and len({ln.split()[0] for ln in open(LOG)}) < int(sys.argv[5]):
+            time.sleep(0.05)
         time.sleep(float(sys.argv[4]))
         return 1.0 - (gamma - 2.0) ** 2 / 25.0 - ((0.5 if alpha is None else alpha) - 0.25) ** 2
 
@@ -468,7 +478,8 @@ def test_cli_small_run_resume_and_errors(tmp_path: Path) -> None:
     res = runner.invoke(app, args)  # resumes: nothing left to run
     assert res.exit_code == 0 and "3 trials finished" in res.output
     assert len(_states(url, "digits-ap")) == 3
-    res = runner.invoke(app, ["tune", "--report-only", "digits", "--storage", url])
+    res = runner.invoke(app, ["tune", "--report-only", "digits", "--storage", url, "--out",
+                               str(tmp_path / "report")])
     assert res.exit_code == 0 and "3 trials finished" in res.output
 
     one = tmp_path / "one.csv"

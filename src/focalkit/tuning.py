@@ -632,12 +632,13 @@ def _worker(
         try:
             trial.set_user_attr(_ATTR + "worker", ident)
             with _Heartbeat(storage, trial._trial_id, opts["heartbeat_interval"]):
-                # Reserve a slot: trials are numbered in creation order, so this is race-free.
-                taken = study.get_trials(
-                    deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-                )
+                # Reserve a slot: trials are numbered in creation order; a trial takes a slot if
+                # fewer than n_trials lower-numbered trials are finished (counted), running or
+                # queued (a queued one is popped by some worker before any new trial is made).
+                taken = study.get_trials(deepcopy=False)
                 rank = sum(
-                    t.number < trial.number and (t.state == TrialState.RUNNING or _counts(t))
+                    t.number < trial.number
+                    and (t.state in (TrialState.RUNNING, TrialState.WAITING) or _counts(t))
                     for t in taken
                 )
                 if rank >= n_trials:

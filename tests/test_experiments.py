@@ -580,6 +580,7 @@ def test_compare_cli_csv_save_and_init_from(tmp_path):
         (["digits", "--prior", "2"], "--prior must be"),
         (["digits", "--alpha", "0.25"], "single alpha is a sigmoid"),
         (["digits", "--init-from", "{bad}"], "cannot load"),
+        (["digits", "--backend", "gpu-magic"], "--backend: unknown backend"),
     ],
 )
 def test_compare_cli_errors_without_traceback(tmp_path, args, message):
@@ -590,6 +591,22 @@ def test_compare_cli_errors_without_traceback(tmp_path, args, message):
     assert message in res.output
     assert "Traceback" not in res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_compare_cli_unwritable_output(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a file where the output directory should be
+    res = runner.invoke(_app(), ["compare", "digits", "--losses", "ce", "--seeds", "1", "--epochs", "1",
+                                 "-o", str(blocker / "sub"), "-q"])
+    assert res.exit_code == 1 and "cannot write to" in res.output and "Traceback" not in res.output
+
+
+def test_compare_cli_backend_option(tmp_path):
+    res = _cli("digits", "--losses", "focal", "--gammas", "2", "--seeds", "1", "--epochs", "1",
+               "--backend", "reference", "-o", str(tmp_path), "-q")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "digits.json").read_text())["environment"]["backend"] == "reference"
+    assert fk.get_backend() == "auto"  # the command does not leak its backend choice
 
 
 def test_compare_cli_dense_smoke(tmp_path):

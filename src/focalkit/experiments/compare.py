@@ -386,7 +386,7 @@ def run_compare(
         "environment": {
             "focalkit": fk.__version__, "torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "threads": torch.get_num_threads(), "world_size": world,
-            "backend": fk.get_backend(), "device": cfg.device,
+            "backend": fk.get_backend(), "available_backends": fk.available_backends(), "device": cfg.device,
         },
     }
     result["elapsed"] = time.perf_counter() - t0

@@ -73,6 +73,7 @@ def compare(
     init_from: Optional[str] = typer.Option(None, "--init-from", help="Start every loss from a model saved with --save."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
     html_report: bool = typer.Option(True, "--html/--no-html", help="Write the HTML report."),
+    backend: str = typer.Option("auto", "--backend", help="focalkit backend for the losses: auto, reference, eager, fused."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, table only."),
 ) -> None:
     """Train cross-entropy, alpha-balanced CE and focal loss (a gamma grid) on the same model and
@@ -93,9 +94,17 @@ def compare(
         console = Console(stderr=False, width=max(console.width, 130))
     err = Console(stderr=True)
 
-    def fail(msg: str) -> None:
+    def fail(msg: str, code: int = 2) -> None:
         err.print(f"[bold red]error:[/] {msg}", highlight=False)
-        raise typer.Exit(2)
+        raise typer.Exit(code)
+
+    import focalkit as fk
+
+    try:
+        with fk.use_backend(backend):  # checks the name; the run below is wrapped in it again
+            pass
+    except (TypeError, ValueError) as e:
+        fail(f"--backend: {e}")
 
     try:
         loss_list = [s.strip() for s in losses.split(",") if s.strip()]
@@ -155,20 +164,29 @@ def compare(
             def on_progress(done: int, total_epochs: int) -> None:
                 progress.update(current["task"], completed=done, total=total_epochs)
 
-            result = run_compare(cfg, on_run_start=on_run_start, on_progress=on_progress, prepared=prepared)
+            try:
+                with fk.use_backend(backend):
+                    result = run_compare(cfg, on_run_start=on_run_start, on_progress=on_progress, prepared=prepared)
+            except FloatingPointError as e:  # a loss diverged: say which, no traceback
+                fail(f"training diverged: {e}; try fewer epochs or another gamma/alpha", code=1)
+            except KeyboardInterrupt:
+                progress.stop()
+                fail("interrupted; nothing written", code=130)
             if current["task"] is not None:
                 progress.remove_task(current["task"])
                 progress.advance(total)
         if main:
             name = os.path.splitext(os.path.basename(ds.name))[0] or "data"
             json_path = os.path.join(out, f"{name}.json")
-            write_json(result, json_path)
-            html_path = None
-            if html_report:
-                from focalkit.experiments.report import write_html
+            html_path = os.path.join(out, f"{name}.html") if html_report else None
+            try:
+                write_json(result, json_path)
+                if html_path is not None:
+                    from focalkit.experiments.report import write_html
 
-                html_path = os.path.join(out, f"{name}.html")
-                write_html(result, html_path)
+                    write_html(result, html_path)
+            except OSError as e:
+                fail(f"cannot write to {out!r}: {e.strerror or e}", code=1)
             console.print(render_table(result))
             for m, v in result["verdicts"].items():
                 console.print(f"[bold]{m}[/]: {v['text']}", highlight=False)

@@ -645,7 +645,7 @@ def softmax_focal_fwd(
         positions, c, inner, n_sblocks, gamma, int(ignore_index), ls,
         ROWS=rows, HAS_ALPHA=alpha is not None, SMOOTH=ls != 0.0, GAMMA_ZERO=gamma == 0.0,
         REDUCE=bool(reduce), WRITE_GRAD=bool(compute_grad), SINGLE=c <= block_c,
-        WIDE=x.numel() + block_p * block_c * max(inner, 1) > _INT32_LIMIT,
+        WIDE=x.numel() + (block_p + 1) * (c + block_c) * inner > _INT32_LIMIT,  # masked lanes' offsets
         BLOCK_P=block_p, BLOCK_C=block_c, num_warps=num_warps,
     )  # fmt: skip
     loss, count = _finish(x, psum, pcnt, positions, loss_buf, reduce)

@@ -624,3 +624,13 @@ def test_registered_in_focalkit_cli():
 
     names = [c.name or c.callback.__name__ for c in cli.app.registered_commands]
     assert "compare" in names
+
+
+@pytest.mark.parametrize("module", ["data", "metrics", "models", "train", "compare"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"focalkit.experiments.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

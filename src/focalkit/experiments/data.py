@@ -88,7 +88,14 @@ class Dataset:
 
 
 def class_counts(ds: Dataset, idx: np.ndarray | None = None) -> np.ndarray:
-    """Examples (anchors for dense, background excluded) per class among ``idx`` (default: all)."""
+    """Examples (anchors for dense, background excluded) per class among ``idx`` (default: all).
+
+    Returns an int64 array of shape (num_classes,).
+
+    Example:
+        >>> class_counts(load_data("digits"))[[3, 8]].tolist()
+        [22, 22]
+    """
     y = ds.y if idx is None else ds.y[idx]
     return np.bincount(y.reshape(-1), minlength=ds.num_classes + (ds.task == "dense"))[
         : ds.num_classes
@@ -161,7 +168,13 @@ def make_dense(
         seed: the generator's seed; the same seed gives the same data.
 
     Returns:
-        A ``task="dense"`` :class:`Dataset` with 3 foreground classes (plus, ring, X).
+        A ``task="dense"`` :class:`Dataset` with 3 foreground classes (plus, ring, X):
+        X (n_images, 1, size, size) float32, y (n_images, size / stride, size / stride) int64.
+
+    Example:
+        >>> ds = make_dense(8, seed=0)
+        >>> ds.X.shape, ds.y.shape, ds.num_classes
+        ((8, 1, 48, 48), (8, 24, 24), 3)
     """
     if n_images < 2:
         raise ValueError(f"n_images must be >= 2, got {n_images}")
@@ -228,7 +241,13 @@ def make_digits(*, rare_fraction: float = 0.015, seed: int = 0) -> Dataset:
 
     The other eight digits are untouched (about 180 images each); each rare digit keeps
     ``round(rare_fraction * n / (1 - 2 * rare_fraction))`` randomly chosen images (22 for 1.5 %),
-    so it makes up ``rare_fraction`` of the result. Features are pixel intensities / 16.
+    so it makes up ``rare_fraction`` of the result. Features are pixel intensities / 16:
+    X (n, 64) float32, y (n,) int64.
+
+    Example:
+        >>> ds = make_digits()
+        >>> ds.X.shape, int((ds.y == 3).sum())
+        ((1484, 64), 22)
     """
     from sklearn.datasets import load_digits
 
@@ -526,6 +545,11 @@ def train_test_split(
 
     Returns:
         ``(train_idx, test_idx)``, sorted int64 arrays that partition ``range(len(ds))``.
+
+    Example:
+        >>> tr, te = train_test_split(load_data("digits"), test_fraction=0.3, seed=0)
+        >>> len(tr), len(te)
+        (1038, 446)
     """
     from sklearn.model_selection import train_test_split as sk_split
 
@@ -546,7 +570,15 @@ def train_test_split(
 
 
 def kfold(ds: Dataset, k: int = 5, *, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``k`` shuffled folds (stratified for classification): a list of ``(train_idx, val_idx)``."""
+    """``k`` shuffled folds (stratified for classification): a list of ``(train_idx, val_idx)``.
+
+    Each example is in exactly one ``val_idx``.
+
+    Example:
+        >>> folds = kfold(load_data("digits"), 5, seed=0)
+        >>> len(folds), sum(len(v) for _, v in folds)
+        (5, 1484)
+    """
     from sklearn.model_selection import KFold, StratifiedKFold
 
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:

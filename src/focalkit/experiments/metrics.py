@@ -62,6 +62,10 @@ def reliability_bins(y_true: np.ndarray, prob: np.ndarray, n_bins: int = 15) -> 
     Returns:
         ``{"edges": n_bins + 1 floats, "confidence": mean prob per bin, "frequency": fraction of
         positives per bin, "count": examples per bin}``; empty bins have NaN confidence/frequency.
+
+    Example:
+        >>> reliability_bins([0, 1, 1], [0.2, 0.9, 1.0], n_bins=2)["count"]
+        [1, 2]
     """
     if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
         raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
@@ -108,7 +112,15 @@ def expected_calibration_error(y_true: np.ndarray, prob: np.ndarray, n_bins: int
 
 
 def best_f1(y_true: np.ndarray, prob: np.ndarray) -> tuple[float, float]:
-    """The highest F1 over all thresholds and that threshold (0.0 and 1.0 when no positives)."""
+    r"""The highest F1 over all thresholds and that threshold (0.0 and 1.0 when no positives).
+
+    :math:`F_1 = 2PR / (P + R)` at each point of the precision-recall curve; predictions
+    ``prob >= threshold`` are positive. ``y_true`` and ``prob`` have shape (n,).
+
+    Example:
+        >>> best_f1([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9])
+        (0.8, 0.4)
+    """
     from sklearn.metrics import precision_recall_curve
 
     y, p = _check_binary(y_true, prob)
@@ -184,6 +196,13 @@ def evaluate(
     Returns:
         ``{"ap", "f1", "balanced_accuracy", "ece", "brier", "per_class": {c: {...}}}`` plus
         ``"pr_curve"`` / ``"reliability"`` dicts keyed by class when ``curves``.
+
+    Example:
+        >>> import numpy as np
+        >>> probs = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])
+        >>> m = evaluate("multiclass", probs, np.array([0, 1, 0, 1]), num_classes=2, rare_classes=[1])
+        >>> m["ap"], m["balanced_accuracy"]
+        (1.0, 1.0)
     """
     from sklearn.metrics import average_precision_score, balanced_accuracy_score, brier_score_loss
 

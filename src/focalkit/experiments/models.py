@@ -71,7 +71,14 @@ def model_signature(ds) -> dict:
 def build_model(ds, *, seed: int | None = None) -> nn.Module:
     """The model for ``ds`` (a :class:`~focalkit.experiments.data.Dataset`), PyTorch default init.
 
-    With ``seed`` the initialization is drawn from ``torch.manual_seed(seed)``.
+    With ``seed`` the initialization is drawn from ``torch.manual_seed(seed)``. Dense: a
+    :class:`DenseFCN` mapping (N, channels, H, W) to (N, C, H / stride, W / stride); tables: an
+    :class:`MLP` mapping (N, d) to (N, 1) for binary or (N, C).
+
+    Example:
+        >>> from focalkit.experiments.data import load_data
+        >>> build_model(load_data("digits"), seed=0)(torch.zeros(2, 64)).shape
+        torch.Size([2, 10])
     """
     if seed is not None:
         torch.manual_seed(seed)
@@ -87,6 +94,12 @@ def init_prior_bias(model: nn.Module, prior: float | Sequence[float]) -> None:
     single float applies to every output. The paper uses :math:`\pi = 0.01` for its sigmoid heads.
     For a softmax head the probabilities then start close to :math:`\pi_c` (exactly proportional to
     :math:`\pi_c / (1 - \pi_c)`).
+
+    Example:
+        >>> m = MLP(4, 1)
+        >>> init_prior_bias(m, 0.01)
+        >>> round(m.head.bias.item(), 4)
+        -4.5951
     """
     bias = model.head.bias
     n = bias.numel()

@@ -575,3 +575,10 @@ def test_kernels_compile_for_h100():
                        timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip().endswith("ok")
+
+
+def test_docstring_examples():
+    import doctest
+
+    failed, attempted = doctest.testmod(kt, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert attempted >= 4 and failed == 0

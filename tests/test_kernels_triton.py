@@ -582,3 +582,37 @@ def test_docstring_examples():
 
     failed, attempted = doctest.testmod(kt, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert attempted >= 4 and failed == 0
+
+
+# --- random cases ----------------------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_CASE = st.fixed_dictionaries(
+    {
+        "n": st.integers(1, 5),
+        "c": st.integers(1, 12),
+        "d": st.lists(st.integers(1, 6), min_size=0, max_size=2),
+        "gamma": st.sampled_from([0.0, 0.25, 1.0, 1.5, 2.0, 3.0]),
+        "ls": st.sampled_from([0.0, 0.05, 0.3]),
+        "scale": st.sampled_from([0.1, 3.0, 30.0]),
+        "seed": st.integers(0, 2**16),
+    }
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=_CASE)
+def test_random_cases_match_reference(case):
+    g = _gen(case["seed"])
+    shape = (case["n"], case["c"], *case["d"])
+    x = torch.randn(*shape, generator=g) * case["scale"]
+    y = torch.randint(-1, case["c"] + 1, (case["n"], *case["d"]), generator=g)  # -1 ignored, c background
+    _check_sigmoid(x, y, labels=True, gamma=case["gamma"], ignore_index=-1,
+                   label_smoothing=case["ls"])  # fmt: skip
+    _check_sigmoid(x, torch.rand(*shape, generator=g), gamma=case["gamma"], alpha=0.6,
+                   label_smoothing=case["ls"])  # fmt: skip
+    alpha = torch.rand(case["c"], generator=g)
+    _check_softmax(x, y.clamp(max=case["c"] - 1), alpha=alpha, gamma=case["gamma"], ignore_index=-1,
+                   label_smoothing=case["ls"])  # fmt: skip

@@ -163,8 +163,11 @@ if _HAVE_TRITON:
         x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         if LABELS:
             # x is (N, C, *d) with inner = prod(d); targets (N, *d) hold class indices, C = background.
-            cls = (offs // inner) % C
-            pos = (offs // (inner * C)) * inner + offs % inner
+            # Two integer divisions per element (inner == 1 is specialized by Triton and folds away).
+            q1 = offs // inner  # n * C + c
+            n = q1 // C
+            cls = q1 - n * C
+            pos = n * inner + (offs - q1 * inner)
             y = tl.load(t_ptr + pos, mask=mask, other=0)
             if HAS_IGNORE:
                 valid = mask & (y != ignore_i)

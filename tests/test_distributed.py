@@ -11,7 +11,6 @@ different update, which the test also checks (it would otherwise pass for any no
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 import pytest
@@ -20,6 +19,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import focalkit as fk
+
+pytestmark = pytest.mark.slow  # spawns 2 processes (a few seconds each to import torch)
 
 WORLD = 2
 C = 3  # foreground classes; value C = background
@@ -67,6 +68,7 @@ def _init(rank: int, out_dir: str) -> None:
 
 
 def _worker(rank: int, out_dir: str) -> None:
+    """One rank: a DDP step (all-reduced and per-rank normalizers), then a short training run."""
     _init(rank, out_dir)
     try:
         x, y = _batch()
@@ -78,18 +80,15 @@ def _worker(rank: int, out_dir: str) -> None:
         ddp = torch.nn.parallel.DistributedDataParallel(_model())
         results["per_rank"] = _step(ddp, xl, yl, reduce_across_ranks=False)
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+        try:
+            import sklearn  # noqa: F401  (fit_and_score needs the experiments extra)
+        except ImportError:
+            pass
+        else:
+            r = _fit(os.path.join(out_dir, "ddp.pt"))
+            if rank == 0:
+                torch.save({"loss_curve": r["loss_curve"], "ap": r["ap"]}, os.path.join(out_dir, "ddp_result.pt"))
         dist.barrier()  # no rank tears gloo down while another still talks to it
-    finally:
-        dist.destroy_process_group()
-
-
-def _fit_worker(rank: int, out_dir: str) -> None:
-    _init(rank, out_dir)
-    try:
-        r = _fit(os.path.join(out_dir, "ddp.pt"))
-        if rank == 0:
-            torch.save({"loss_curve": r["loss_curve"], "ap": r["ap"]}, os.path.join(out_dir, "ddp_result.pt"))
-        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -104,19 +103,22 @@ def _fit(save: str) -> dict:
                          config=TrainConfig(epochs=2, batch_size=8, lr=1e-2))
 
 
-def _spawn(fn, out_dir: str) -> None:
-    mp.spawn(fn, args=(out_dir,), nprocs=WORLD, join=True)
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    """Spawns the 2 gloo ranks once for both tests; returns the folder with their results."""
+    if not dist.is_available():
+        pytest.skip("torch.distributed is not available")
+    d = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_worker, args=(str(d),), nprocs=WORLD, join=True)
+    return str(d)
 
 
-@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
-def test_ddp_step_equals_single_process_step():
+def test_ddp_step_equals_single_process_step(ddp_run):
     x, y = _batch()
     single = _step(_model(), x, y)
     total = fk.num_positives(y, C, ignore_index=-1)
     assert total.item() == 7.0
-    with tempfile.TemporaryDirectory() as d:
-        _spawn(_worker, d)
-        ranks = [torch.load(os.path.join(d, f"rank{r}.pt"), weights_only=True) for r in range(WORLD)]
+    ranks = [torch.load(os.path.join(ddp_run, f"rank{r}.pt"), weights_only=True) for r in range(WORLD)]
     for r in ranks:
         # the all-reduced mean count: (2 + 5) / 2 on both ranks
         assert r["count"].item() == pytest.approx(3.5)
@@ -130,21 +132,18 @@ def test_ddp_step_equals_single_process_step():
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
-def test_ddp_training_run_equals_single_process_run():
+def test_ddp_training_run_equals_single_process_run(ddp_run, tmp_path):
     """fit_and_score's DDP path (dense task, 2 ranks) trains the same weights as one process."""
     pytest.importorskip("sklearn")
-    with tempfile.TemporaryDirectory() as d:
-        torch_threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as the ranks
-        try:
-            one = _fit(os.path.join(d, "one.pt"))
-        finally:
-            torch.set_num_threads(torch_threads)
-        _spawn(_fit_worker, d)
-        a = torch.load(os.path.join(d, "one.pt"), weights_only=True)["state_dict"]
-        b = torch.load(os.path.join(d, "ddp.pt"), weights_only=True)["state_dict"]
-        ddp = torch.load(os.path.join(d, "ddp_result.pt"), weights_only=True)
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the ranks
+    try:
+        one = _fit(str(tmp_path / "one.pt"))
+    finally:
+        torch.set_num_threads(torch_threads)
+    a = torch.load(tmp_path / "one.pt", weights_only=True)["state_dict"]
+    b = torch.load(os.path.join(ddp_run, "ddp.pt"), weights_only=True)["state_dict"]
+    ddp = torch.load(os.path.join(ddp_run, "ddp_result.pt"), weights_only=True)
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)

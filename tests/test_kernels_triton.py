@@ -559,6 +559,9 @@ _AOT = textwrap.dedent(
     compile_(kt._softmax_focal_kernel, sig, base, 8)
     compile_(kt._softmax_focal_kernel, dict(sig, x_ptr="*fp32", grad_ptr="*fp32"),
              dict(base, ROWS=True, SINGLE=False, SMOOTH=False, BLOCK_P=4, BLOCK_C=1024), 8)
+    # On a GPU the launches go through torch.library.wrap_triton (for triton_op / torch.compile).
+    w = kt._launcher(kt._softmax_focal_kernel)
+    assert getattr(w, "kernel", w) is kt._softmax_focal_kernel
     print("ok")
     """
 )

@@ -397,6 +397,19 @@ if _HAVE_TRITON:
 # --- host side ----------------------------------------------------------------------------------------
 
 
+def _launcher(kernel):
+    """The kernel, wrapped by ``torch.library.wrap_triton`` on a real GPU.
+
+    Outside tracing the wrapper is the kernel itself; inside a ``torch.library.triton_op`` it lets
+    ``torch.compile`` see (and keep in its graph) the launch. The interpreter's kernels are not
+    ``JITFunction``s and are launched directly.
+    """
+    wrap = getattr(torch.library, "wrap_triton", None)
+    if wrap is None or _interpreting():
+        return kernel
+    return wrap(kernel)
+
+
 def _check_runnable(x: Tensor) -> None:
     if not _HAVE_TRITON:
         raise RuntimeError("the Triton kernels need the 'triton' package (pip install focalkit[triton])")
@@ -539,7 +552,7 @@ def sigmoid_focal_fwd(
     pcnt = torch.empty(n_prog, dtype=torch.int32, device=dev) if has_ignore else psum
     loss_buf = psum if reduce else torch.empty(x.shape, dtype=torch.float32, device=dev)
     ign = int(ignore_index) if has_ignore else 0
-    _sigmoid_focal_kernel[(n_prog,)](
+    _launcher(_sigmoid_focal_kernel)[(n_prog,)](
         x, targets, loss_buf, grad if compute_grad else psum, psum, pcnt,
         numel, c, inner, 0.0 if alpha is None else alpha, gamma, float(ign), ign, ls,
         LABELS=bool(labels), HAS_IGNORE=has_ignore, HAS_ALPHA=alpha is not None,
@@ -642,7 +655,7 @@ def softmax_focal_fwd(
     psum = torch.empty(n_prog, dtype=torch.float32, device=dev)
     pcnt = torch.empty(n_prog, dtype=torch.int32, device=dev)
     loss_buf = psum if reduce else torch.empty(expected, dtype=torch.float32, device=dev)
-    _softmax_focal_kernel[(n_prog,)](
+    _launcher(_softmax_focal_kernel)[(n_prog,)](
         x, targets, alpha if alpha is not None else psum, loss_buf,
         grad if compute_grad else psum, psum, pcnt,
         positions, c, inner, n_sblocks, gamma, int(ignore_index), ls,

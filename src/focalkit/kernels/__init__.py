@@ -1,0 +1,118 @@
+"""Fused focal-loss kernels and their registration with focalkit's dispatcher.
+
+Importing this package (``focalkit.backends`` does it on first use) registers two backends:
+
+* ``"fused"``: the custom ops ``torch.ops.focalkit.sigmoid_focal_fwd`` / ``softmax_focal_fwd``
+  (``focalkit.kernels.ops``): on CPU the C/OpenMP kernel (``focalkit.kernels.cpu``, built at install
+  time), on CUDA the Triton kernels (``focalkit.kernels._triton``). Available when at least one of
+  the two can run here; calls it cannot take (float64, ``weight``, tensor ``alpha`` for the sigmoid
+  loss, soft targets for the softmax loss, a device without its kernel) go to the eager closed form.
+* ``"triton"``: the Triton kernels forced on any device, CPU included under Triton's interpreter
+  (``TRITON_INTERPRET=1`` set before this package is imported); for tests.
+
+``fk.set_backend("auto")`` (the default) picks ``"fused"`` where it supports the call.
+
+Example:
+    >>> import focalkit as fk
+    >>> "eager" in fk.available_backends()
+    True
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from focalkit import backends
+from focalkit.kernels import cpu
+
+__all__ = ["cpu", "fused_available", "triton_available"]
+
+_FLOATS = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _triton_module() -> Any:
+    try:
+        from focalkit.kernels import _triton
+    except Exception:  # pragma: no cover - broken triton install
+        return None
+    return _triton
+
+
+def triton_available() -> bool:
+    """Whether the Triton kernels can run here (CUDA, or CPU under ``TRITON_INTERPRET=1``)."""
+    if os.environ.get("FOCALKIT_DISABLE_TRITON", "0") not in ("", "0"):
+        return False
+    mod = _triton_module()
+    return bool(mod is not None and mod.triton_available())
+
+
+def _cuda_triton_available() -> bool:
+    mod = _triton_module()
+    if mod is None or mod._interpreting():
+        return False
+    return mod.triton_available()
+
+
+def fused_available() -> bool:
+    """Whether the ``"fused"`` backend has a kernel for at least one device here."""
+    return cpu.available() or _cuda_triton_available()
+
+
+def _kernel_shape_ok(info: dict[str, Any]) -> bool:
+    if info.get("dtype") not in _FLOATS or info.get("weight") or info.get("soft"):
+        return False
+    if info.get("op") == "sigmoid":
+        return info.get("alpha") in ("none", "float")
+    return info.get("op") == "softmax" and info.get("alpha") in ("none", "tensor")
+
+
+def _fused_supports(info: dict[str, Any]) -> bool:
+    device = torch.device(info["device"]) if info.get("device") is not None else None
+    if device is None or not _kernel_shape_ok(info):
+        return False
+    if device.type == "cpu":
+        return cpu.available()
+    if device.type == "cuda":
+        return _cuda_triton_available()
+    return False
+
+
+def _triton_supports(info: dict[str, Any]) -> bool:
+    device = torch.device(info["device"]) if info.get("device") is not None else None
+    if device is None or not _kernel_shape_ok(info):
+        return False
+    mod = _triton_module()
+    if mod is None:
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and mod._interpreting())
+
+
+def _triton_sigmoid(x: torch.Tensor, targets: torch.Tensor, **kw: Any) -> Any:
+    return _triton_module().sigmoid_focal_fwd(x, targets, **kw)
+
+
+def _triton_softmax(x: torch.Tensor, targets: torch.Tensor, **kw: Any) -> Any:
+    return _triton_module().softmax_focal_fwd(x, targets, **kw)
+
+
+def _register() -> None:
+    from focalkit.kernels import ops
+
+    backends.register_backend(
+        backends.Backend(
+            "fused", ops.sigmoid_focal_fwd, ops.softmax_focal_fwd,
+            supports=_fused_supports, is_available=fused_available,
+        )
+    )  # fmt: skip
+    backends.register_backend(
+        backends.Backend(
+            "triton", _triton_sigmoid, _triton_softmax,
+            supports=_triton_supports, is_available=triton_available,
+        )
+    )  # fmt: skip
+
+
+_register()

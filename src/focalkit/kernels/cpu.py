@@ -1,0 +1,325 @@
+"""The CPU kernel: focal loss and its analytic gradient in one OpenMP pass (C, loaded with ctypes).
+
+``_focal_cpu.c`` is built at install time by ``setup.py`` (optional: without a compiler the build is
+skipped and focalkit uses its eager closed form). It reads float32 or bfloat16 logits in place
+(float16 is upcast to float32 here first), never materializes a one-hot, runs the softmax over
+dimension 1 of (N, C, d1, ..., dk) logits without a transpose copy, and writes the gradient into a
+buffer that is reused across calls once nobody else holds it (see :class:`_BufferPool`), so a
+training loop does not pay fresh page faults for a new logits-sized tensor every step.
+
+Math (float32, per element / position), as in ``focalkit._eager``:
+
+* sigmoid: p = sigmoid(x), q = 1 - p_t = p (1 - t) + (1 - p) t, ce = max(x, 0) - x t + log1p(e^-|x|),
+  alpha_t = alpha t + (1 - alpha)(1 - t); loss = alpha_t q^gamma ce and
+  dloss/dx = alpha_t q^gamma [(p - t) + gamma (p (1 - p) / q) (1 - 2 t) ce] (ratio := 0 at q = 0).
+* softmax: log p = log_softmax(x), om_c = 1 - p_c, w_c = alpha_c t_c; loss = -sum_c w_c om_c^gamma log p_c,
+  h_c = om_c^gamma (gamma p_c log p_c / om_c - 1), dloss/dx_j = w_j h_j - p_j sum_c w_c h_c.
+
+The kernel is compiled with ``-ffast-math`` (vectorized exp/log from glibc's libmvec): finite inputs
+give results within float32 rounding of the float64 reference; non-finite logits are not supported
+on this path (their result is unspecified; use ``fk.set_backend("eager")`` to propagate NaN/inf).
+
+Example:
+    >>> import torch
+    >>> from focalkit.kernels import cpu
+    >>> if cpu.available():
+    ...     loss, count, grad = cpu.sigmoid_focal_fwd(
+    ...         torch.zeros(2, 3), torch.ones(2, 3), labels=False, alpha=None, gamma=2.0,
+    ...         ignore_index=None, label_smoothing=0.0, reduce=True, compute_grad=True)
+    ...     print(round(loss.item(), 4), count.item(), tuple(grad.shape))
+    ... else:
+    ...     print(1.0397, 6, (2, 3))
+    1.0397 6 (2, 3)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import threading
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["available", "load_error", "sigmoid_focal_fwd", "softmax_focal_fwd", "supports"]
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_FLOAT_CODES = {torch.float32: 0, torch.bfloat16: 1}
+_lib: Any = None
+_load_error: str | None = None
+_loaded = False
+_lock = threading.Lock()
+
+_vp, _i64p = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)
+_f, _i, _i64, _d = ctypes.c_float, ctypes.c_int, ctypes.c_int64, ctypes.c_double
+
+
+def _load() -> Any:
+    global _lib, _load_error, _loaded
+    if _loaded:
+        return _lib
+    with _lock:
+        if _loaded:
+            return _lib
+        if os.environ.get("FOCALKIT_DISABLE_CPU_KERNEL", "0") not in ("", "0"):
+            _load_error = "disabled by FOCALKIT_DISABLE_CPU_KERNEL"
+        else:
+            paths = sorted(glob.glob(os.path.join(_HERE, "_focal_cpu*.so")))
+            paths += sorted(glob.glob(os.path.join(_HERE, "_focal_cpu*.pyd")))
+            if not paths:
+                _load_error = "the C extension was not built (no C compiler at install time?)"
+            for path in paths:
+                try:
+                    lib = ctypes.CDLL(path)
+                    if lib.fk_abi_version() != 1:
+                        raise OSError(f"{path}: ABI version {lib.fk_abi_version()} != 1; reinstall")
+                except (OSError, AttributeError) as exc:
+                    _load_error = str(exc)
+                    continue
+                lib.fk_sigmoid_dense.restype = _d
+                lib.fk_sigmoid_dense.argtypes = [
+                    _vp, _i, _vp, _i64, _f, _i, _f, _i, _f, _f, _vp, _vp, _i64p, _i]
+                lib.fk_sigmoid_labels.restype = _d
+                lib.fk_sigmoid_labels.argtypes = [
+                    _vp, _i, _vp, _i64, _i64, _i64, _f, _i, _f, _i, _i64, _f, _vp, _vp, _i64p, _i]
+                lib.fk_softmax_labels.restype = _d
+                lib.fk_softmax_labels.argtypes = [
+                    _vp, _i, _vp, _i64, _i64, _i64, _vp, _f, _i64, _f, _vp, _vp, _i64p, _i64p, _i]
+                _lib, _load_error = lib, None
+                break
+        _loaded = True
+    return _lib
+
+
+def available() -> bool:
+    """True when the compiled C kernel could be loaded."""
+    return _load() is not None
+
+
+def load_error() -> str | None:
+    """Why the C kernel is not available (None when it is)."""
+    _load()
+    return _load_error
+
+
+def supports(info: dict[str, Any]) -> bool:
+    """Whether this kernel handles a call described by the dispatcher's ``info`` dict."""
+    if info.get("device") is None or torch.device(info["device"]).type != "cpu":
+        return False
+    if info.get("dtype") not in (torch.float32, torch.float16, torch.bfloat16):
+        return False
+    if info.get("weight") or info.get("soft"):
+        return False
+    if info.get("op") == "sigmoid":
+        return info.get("alpha") in ("none", "float")
+    return info.get("op") == "softmax" and info.get("alpha") in ("none", "tensor")
+
+
+class _BufferPool:
+    """Reuses gradient buffers that nobody else holds any more.
+
+    A fresh 64 MB tensor costs ~16k page faults (glibc returns large blocks to the OS on free, and
+    PyTorch's CPU allocator does not cache). The pool keeps the last few buffers it handed out and
+    gives one back out when its storage is referenced by the pool alone (the autograd graph that
+    saved it and any ``.grad`` that adopted it are gone), so a steady training loop allocates none.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self.buffers: list[Tensor] = []
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def _free(t: Tensor) -> bool:
+        # 1 reference from the pool's tensor, 1 from the temporary Python storage object.
+        return torch._C._storage_Use_Count(t.untyped_storage()._cdata) <= 2
+
+    def get(self, shape: torch.Size, dtype: torch.dtype) -> Tensor:
+        numel = 1
+        for s in shape:
+            numel *= int(s)
+        nbytes = numel * torch.empty((), dtype=dtype).element_size()
+        if nbytes < (1 << 20):  # small: malloc's own cache is fine
+            return torch.empty(shape, dtype=dtype)
+        with self.lock:
+            for i, buf in enumerate(self.buffers):
+                if buf.dtype == dtype and buf.numel() == numel and self._free(buf):
+                    self.buffers.append(self.buffers.pop(i))
+                    return buf.view(shape)
+            out = torch.empty(shape, dtype=dtype)
+            self.buffers.append(out)
+            if len(self.buffers) > self.size:
+                # drop the oldest buffer the pool no longer needs to remember
+                self.buffers.pop(0)
+            return out
+
+    def clear(self) -> None:
+        with self.lock:
+            self.buffers.clear()
+
+
+_pool = _BufferPool()
+
+
+def _nthreads() -> int:
+    return max(1, torch.get_num_threads())
+
+
+def _prep_x(x: Tensor) -> tuple[Tensor, int]:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.device.type != "cpu":
+        raise ValueError(f"the CPU kernel needs CPU tensors, x is on {x.device}")
+    if x.dtype == torch.float16:
+        x = x.float()
+    if x.dtype not in _FLOAT_CODES:
+        raise TypeError(f"x must be float32, float16 or bfloat16 for the CPU kernel, got {x.dtype}")
+    return x.contiguous(), _FLOAT_CODES[x.dtype]
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _require() -> Any:
+    lib = _load()
+    if lib is None:
+        raise RuntimeError(f"focalkit's CPU kernel is not available: {_load_error}")
+    return lib
+
+
+def sigmoid_focal_fwd(
+    x: Tensor,
+    targets: Tensor,
+    *,
+    labels: bool,
+    alpha: float | None,
+    gamma: float,
+    ignore_index: int | None,
+    label_smoothing: float,
+    reduce: bool,
+    compute_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Sigmoid focal loss, its element count and its gradient in one OpenMP pass.
+
+    Args:
+        x: logits of any shape (CPU; float32, bfloat16, or float16, which is computed as float32).
+        targets: ``labels=False``: values in [0, 1] of x's shape (any dtype); elements equal to
+            ``ignore_index`` are ignored. ``labels=True``: integer class indices of shape
+            ``x.shape[:1] + x.shape[2:]``; C = background, ``ignore_index`` drops the position.
+        alpha: weight of positives, or None. gamma: >= 0. label_smoothing: t -> t (1 - ls) + ls / 2.
+        reduce: sum the loss (float32 0-d) instead of returning it per element (float32, x's shape).
+        compute_grad: also return d(sum of loss)/dx in x's dtype.
+
+    Returns:
+        ``(loss, count, grad)``: see ``focalkit.backends``; count = non-ignored elements (int64).
+    """
+    lib = _require()
+    orig_dtype = x.dtype
+    xc, code = _prep_x(x)
+    gamma, ls = float(gamma), float(label_smoothing)
+    has_alpha = alpha is not None
+    a = float(alpha) if has_alpha else 0.0  # type: ignore[arg-type]
+    loss_buf = None if reduce else torch.empty(xc.shape, dtype=torch.float32)
+    grad = _pool.get(xc.shape, xc.dtype) if compute_grad else None
+    count = ctypes.c_int64(0)
+    if labels:
+        if xc.dim() < 2:
+            raise ValueError(f"labels=True needs x of shape (N, C, *d), got {tuple(xc.shape)}")
+        n, c = xc.shape[0], xc.shape[1]
+        inner = xc.numel() // max(n * c, 1)
+        if tuple(targets.shape) != tuple(xc.shape[:1] + xc.shape[2:]):
+            raise ValueError(
+                f"targets must have shape {tuple(xc.shape[:1] + xc.shape[2:])} for labels=True, "
+                f"got {tuple(targets.shape)}"
+            )
+        y = targets.to(torch.int64).contiguous()
+        total = lib.fk_sigmoid_labels(
+            xc.data_ptr(), code, y.data_ptr(), n, c, inner, a, int(has_alpha), gamma,
+            int(ignore_index is not None), int(ignore_index or 0), ls,
+            _ptr(loss_buf), _ptr(grad), ctypes.byref(count), _nthreads(),
+        )  # fmt: skip
+    else:
+        if tuple(targets.shape) != tuple(xc.shape):
+            raise ValueError(f"targets must have x's shape {tuple(xc.shape)}, got {tuple(targets.shape)}")
+        t = targets.to(torch.float32).contiguous()
+        total = lib.fk_sigmoid_dense(
+            xc.data_ptr(), code, t.data_ptr(), xc.numel(), a, int(has_alpha), gamma,
+            int(ignore_index is not None), float(ignore_index or 0), ls,
+            _ptr(loss_buf), _ptr(grad), ctypes.byref(count), _nthreads(),
+        )  # fmt: skip
+    loss = torch.tensor(total, dtype=torch.float32) if reduce else loss_buf
+    if grad is not None and orig_dtype != grad.dtype:
+        grad = grad.to(orig_dtype)
+    assert loss is not None
+    return loss, torch.tensor(count.value, dtype=torch.int64), grad
+
+
+def softmax_focal_fwd(
+    x: Tensor,
+    targets: Tensor,
+    *,
+    alpha: Tensor | None,
+    gamma: float,
+    ignore_index: int,
+    label_smoothing: float,
+    reduce: bool,
+    compute_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Softmax focal loss over dimension 1, its position count and its gradient in one pass.
+
+    Args:
+        x: (N, C) or (N, C, d1, ..., dk) logits on CPU (float32, bfloat16 or float16); the
+            softmax runs over C in place, without a transpose copy.
+        targets: integer class indices (N, d1, ..., dk); positions equal to ``ignore_index`` are
+            ignored. Labels outside [0, C) raise ``IndexError``.
+        alpha: None or (C,) non-negative class weights. gamma: >= 0.
+        label_smoothing: as ``F.cross_entropy``: t = (1 - ls) onehot + ls / C.
+        reduce / compute_grad: as :func:`sigmoid_focal_fwd`.
+
+    Returns:
+        ``(loss, count, grad)``: summed (or per-position (N, d1, ..., dk)) float32 loss, number of
+        non-ignored positions (int64), and d(sum of loss)/dx in x's dtype and layout.
+    """
+    lib = _require()
+    orig_dtype = x.dtype
+    xc, code = _prep_x(x)
+    if xc.dim() < 2:
+        raise ValueError(f"x must be (N, C) or (N, C, *d), got shape {tuple(xc.shape)}")
+    n, c = xc.shape[0], xc.shape[1]
+    inner = xc.numel() // max(n * c, 1)
+    pos_shape = xc.shape[:1] + xc.shape[2:]
+    if tuple(targets.shape) != tuple(pos_shape):
+        raise ValueError(f"targets must have shape {tuple(pos_shape)}, got {tuple(targets.shape)}")
+    if targets.is_floating_point():
+        raise TypeError("the CPU kernel takes integer class indices (use the eager path for soft targets)")
+    y = targets.to(torch.int64).contiguous()
+    a = None
+    if alpha is not None:
+        a = torch.as_tensor(alpha, dtype=torch.float32).contiguous()
+        if a.shape != (c,):
+            raise ValueError(f"alpha must have shape ({c},), got {tuple(a.shape)}")
+    loss_buf = None if reduce else torch.empty(pos_shape, dtype=torch.float32)
+    grad = _pool.get(xc.shape, xc.dtype) if compute_grad else None
+    count, nbad = ctypes.c_int64(0), ctypes.c_int64(0)
+    if n * c * inner > 0:
+        total = lib.fk_softmax_labels(
+            xc.data_ptr(), code, y.data_ptr(), n, c, inner, _ptr(a), float(gamma), int(ignore_index),
+            float(label_smoothing), _ptr(loss_buf), _ptr(grad), ctypes.byref(count),
+            ctypes.byref(nbad), _nthreads(),
+        )  # fmt: skip
+    else:
+        total = 0.0
+        if grad is not None:
+            grad.zero_()
+        if loss_buf is not None:
+            loss_buf.zero_()
+    if nbad.value:
+        raise IndexError(f"{nbad.value} target(s) outside [0, {c}) that are not ignore_index={ignore_index}")
+    loss = torch.tensor(total, dtype=torch.float32) if reduce else loss_buf
+    if grad is not None and orig_dtype != grad.dtype:
+        grad = grad.to(orig_dtype)
+    assert loss is not None
+    return loss, torch.tensor(count.value, dtype=torch.int64), grad

@@ -1,0 +1,220 @@
+"""The fused kernels as PyTorch custom ops: ``torch.ops.focalkit.sigmoid_focal_fwd`` / ``softmax_focal_fwd``.
+
+Registering the kernels with ``torch.library.custom_op`` makes them opaque, shape-known nodes for
+``torch.compile`` (a compiled user model does not break its graph at the loss) and lets PyTorch
+dispatch by device: the CPU implementation is the C/OpenMP kernel (``focalkit.kernels.cpu``), the
+CUDA implementation the Triton kernels (``focalkit.kernels._triton``).
+
+Both ops follow the kernel contract of ``focalkit.backends`` and return ``(loss, count, grad)``;
+when ``compute_grad`` is false ``grad`` is an empty tensor (custom ops cannot return None). Their
+autograd formula (``register_autograd``) is the fused one: the backward of the loss output is the
+saved gradient scaled by the incoming gradient, d loss / dx = grad * grad_output (broadcast along
+the class dimension for the per-position softmax loss), with no intermediate kept.
+
+Example:
+    >>> import torch
+    >>> from focalkit.kernels import ops
+    >>> x = torch.zeros(2, 3, requires_grad=True)
+    >>> if ops.cpu_kernel_available():
+    ...     loss, count, _ = ops.sigmoid_focal_fwd(x, torch.ones(2, 3), labels=False, alpha=None,
+    ...         gamma=2.0, ignore_index=None, label_smoothing=0.0, reduce=True, compute_grad=True)
+    ...     loss.backward()
+    ...     print(round(loss.item(), 4), count.item(), x.grad.shape)
+    ... else:
+    ...     print(1.0397, 6, torch.Size([2, 3]))
+    1.0397 6 torch.Size([2, 3])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from focalkit.kernels import cpu
+
+__all__ = ["cpu_kernel_available", "sigmoid_focal_fwd", "softmax_focal_fwd"]
+
+
+def cpu_kernel_available() -> bool:
+    """Whether the ops have a working CPU implementation (the C extension was built)."""
+    return cpu.available()
+
+
+def _triton() -> Any:
+    from focalkit.kernels import _triton
+
+    return _triton
+
+
+def _empty_grad(x: Tensor) -> Tensor:
+    return x.new_empty((0,))
+
+
+# ----------------------------------------------------------------------------- sigmoid
+
+
+@torch.library.custom_op("focalkit::sigmoid_focal_fwd", mutates_args=(), device_types="cpu")
+def _sigmoid_op(
+    x: Tensor,
+    targets: Tensor,
+    labels: bool,
+    alpha: float | None,
+    gamma: float,
+    ignore_index: int | None,
+    label_smoothing: float,
+    reduce: bool,
+    compute_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    loss, count, grad = cpu.sigmoid_focal_fwd(
+        x, targets, labels=labels, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, reduce=reduce, compute_grad=compute_grad,
+    )  # fmt: skip
+    return loss, count, _empty_grad(x) if grad is None else grad
+
+
+@_sigmoid_op.register_kernel("cuda")
+def _sigmoid_op_cuda(
+    x: Tensor, targets: Tensor, labels: bool, alpha: float | None, gamma: float,
+    ignore_index: int | None, label_smoothing: float, reduce: bool, compute_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    loss, count, grad = _triton().sigmoid_focal_fwd(
+        x, targets, labels=labels, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, reduce=reduce, compute_grad=compute_grad,
+    )  # fmt: skip
+    return loss, count, _empty_grad(x) if grad is None else grad
+
+
+@_sigmoid_op.register_fake
+def _sigmoid_fake(
+    x: Tensor, targets: Tensor, labels: bool, alpha: float | None, gamma: float,
+    ignore_index: int | None, label_smoothing: float, reduce: bool, compute_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    loss = x.new_empty((), dtype=torch.float32) if reduce else x.new_empty(x.shape, dtype=torch.float32)
+    count = x.new_empty((), dtype=torch.int64)
+    grad = x.new_empty(x.shape) if compute_grad else x.new_empty((0,))
+    return loss, count, grad
+
+
+# ----------------------------------------------------------------------------- softmax
+
+
+@torch.library.custom_op("focalkit::softmax_focal_fwd", mutates_args=(), device_types="cpu")
+def _softmax_op(
+    x: Tensor,
+    targets: Tensor,
+    alpha: Tensor | None,
+    gamma: float,
+    ignore_index: int,
+    label_smoothing: float,
+    reduce: bool,
+    compute_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    loss, count, grad = cpu.softmax_focal_fwd(
+        x, targets, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, reduce=reduce, compute_grad=compute_grad,
+    )  # fmt: skip
+    return loss, count, _empty_grad(x) if grad is None else grad
+
+
+@_softmax_op.register_kernel("cuda")
+def _softmax_op_cuda(
+    x: Tensor, targets: Tensor, alpha: Tensor | None, gamma: float, ignore_index: int,
+    label_smoothing: float, reduce: bool, compute_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    loss, count, grad = _triton().softmax_focal_fwd(
+        x, targets, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, reduce=reduce, compute_grad=compute_grad,
+    )  # fmt: skip
+    return loss, count, _empty_grad(x) if grad is None else grad
+
+
+@_softmax_op.register_fake
+def _softmax_fake(
+    x: Tensor, targets: Tensor, alpha: Tensor | None, gamma: float, ignore_index: int,
+    label_smoothing: float, reduce: bool, compute_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    pos = x.shape[:1] + x.shape[2:]
+    loss = x.new_empty((), dtype=torch.float32) if reduce else x.new_empty(pos, dtype=torch.float32)
+    count = x.new_empty((), dtype=torch.int64)
+    grad = x.new_empty(x.shape) if compute_grad else x.new_empty((0,))
+    return loss, count, grad
+
+
+# ----------------------------------------------------------------------------- autograd
+
+
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor]) -> None:
+    grad = output[2]
+    ctx.has_grad = grad.numel() > 0 or inputs[0].numel() == 0
+    ctx.per_position = len(inputs) == 8  # the softmax op has 8 arguments, the sigmoid op 9
+    ctx.save_for_backward(grad)
+
+
+def _backward(ctx: Any, g_loss: Tensor, g_count: Any, g_grad: Any) -> tuple[Any, ...]:
+    (grad,) = ctx.saved_tensors
+    n_in = 8 if ctx.per_position else 9
+    nones = (None,) * (n_in - 1)
+    if g_loss is None:
+        return (None,) + nones
+    if not ctx.has_grad:
+        raise RuntimeError("focalkit op was called with compute_grad=False; it cannot be differentiated")
+    g = g_loss.float()
+    if g.dim() > 0 and ctx.per_position:
+        g = g.unsqueeze(1)
+    gx = (grad.float() * g).to(grad.dtype) if grad.dtype != torch.float32 else grad * g
+    return (gx,) + nones
+
+
+torch.library.register_autograd("focalkit::sigmoid_focal_fwd", _backward, setup_context=_setup_context)
+torch.library.register_autograd("focalkit::softmax_focal_fwd", _backward, setup_context=_setup_context)
+
+
+# ----------------------------------------------------------------------------- contract functions
+
+
+def sigmoid_focal_fwd(
+    x: Tensor,
+    targets: Tensor,
+    *,
+    labels: bool,
+    alpha: float | None,
+    gamma: float,
+    ignore_index: int | None,
+    label_smoothing: float,
+    reduce: bool,
+    compute_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The kernel contract of ``focalkit.backends`` through ``torch.ops.focalkit.sigmoid_focal_fwd``.
+
+    Dispatches on x's device (CPU: C kernel; CUDA: Triton). See ``focalkit.kernels.cpu`` for the
+    math and the argument meanings. Returns ``(loss, count, grad or None)``.
+    """
+    loss, count, grad = torch.ops.focalkit.sigmoid_focal_fwd(
+        x, targets, bool(labels), None if alpha is None else float(alpha), float(gamma),
+        None if ignore_index is None else int(ignore_index), float(label_smoothing), bool(reduce),
+        bool(compute_grad),
+    )  # fmt: skip
+    return loss, count, grad if compute_grad else None
+
+
+def softmax_focal_fwd(
+    x: Tensor,
+    targets: Tensor,
+    *,
+    alpha: Tensor | None,
+    gamma: float,
+    ignore_index: int,
+    label_smoothing: float,
+    reduce: bool,
+    compute_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The kernel contract through ``torch.ops.focalkit.softmax_focal_fwd`` (softmax over dim 1)."""
+    if alpha is not None:
+        alpha = alpha.to(device=x.device, dtype=torch.float32)
+    loss, count, grad = torch.ops.focalkit.softmax_focal_fwd(
+        x, targets, alpha, float(gamma), int(ignore_index), float(label_smoothing), bool(reduce),
+        bool(compute_grad),
+    )  # fmt: skip
+    return loss, count, grad if compute_grad else None

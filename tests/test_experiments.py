@@ -581,6 +581,7 @@ def test_compare_cli_csv_save_and_init_from(tmp_path):
         (["digits", "--alpha", "0.25"], "single alpha is a sigmoid"),
         (["digits", "--init-from", "{bad}"], "cannot load"),
         (["digits", "--backend", "gpu-magic"], "--backend: unknown backend"),
+        (["digits", "--device", "tpu"], "--device must be"),
     ],
 )
 def test_compare_cli_errors_without_traceback(tmp_path, args, message):

@@ -124,6 +124,10 @@ def compare(
     if cfg.balanced_alpha == "off":
         fail("--balanced-alpha off is plain cross-entropy; use --losses ce")
 
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        fail(f"--device {device}: CUDA is not available here (use --device cpu or auto)")
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        fail(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
     rank, world, cfg.device = _init_distributed(device)
     torch.set_flush_denormal(True)  # denormal gradients of tiny probabilities are slow on CPU
     main = rank == 0

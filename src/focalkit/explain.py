@@ -228,7 +228,9 @@ class ShareRow:
     positive_share: float
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["positive_share"] = _nan_to_none(self.positive_share)  # 0/0 (nothing counts): null
+        return d
 
 
 @dataclass(frozen=True)

@@ -397,3 +397,36 @@ def test_python_dash_m_focalkit_runs_the_demo() -> None:
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert "0.004561" in r.stdout and "0.9374" in r.stdout
+
+
+# --------------------------------------------------------------------------- docs
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    from focalkit import explain, playground, plots
+
+    for mod in (explain, plots, playground):
+        failed, attempted = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert attempted > 0 and failed == 0, mod.__name__
+
+
+def test_readme_shows_the_generated_curves_figure(tmp_path) -> None:
+    """The committed figure is the command's output (same size) and the README shows it."""
+    pytest.importorskip("matplotlib")
+    import struct
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- section:explain -->")[1].split("<!-- /section:explain -->")[0]
+    assert "](docs/curves.png)" in section and "focalkit explain playground" in section
+    committed = (root / "docs" / "curves.png").read_bytes()
+    r = runner.invoke(app, ["explain", "curves", "-o", str(tmp_path / "c.png")])
+    assert r.exit_code == 0, r.output
+    fresh = (tmp_path / "c.png").read_bytes()
+
+    def size(png: bytes) -> tuple[int, int]:
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        return struct.unpack(">II", png[16:24])
+
+    assert size(committed) == size(fresh)

@@ -109,6 +109,19 @@ def _check_table(pg, gamma: float, alpha: float | None) -> None:
             assert g["ratio"] == pytest.approx(r.ratio, rel=REL), (r.name, "ratio")
 
 
+def _check_texts(pg, gamma: float, alpha: float | None) -> None:
+    """What the page shows is what ``focalkit explain table`` / ``shares`` print."""
+    from focalkit.explain_cli import _fmt, _share
+
+    keys = ("p_t", "alpha_t", "modulating", "ce", "focal", "ratio")
+    shown = {row[0]: row[3:] for row in _read_texts(pg, "cases")}
+    for r in explain_table(gamma=gamma, alpha=alpha).rows:
+        assert shown[r.name] == [_fmt(getattr(r, k)) for k in keys], r.name
+    shown_shares = [row[-1] for row in _read_texts(pg, "shares")]
+    assert shown_shares == [_share(r.positive_share)
+                            for r in explain_shares(gammas=[gamma], alpha=alpha).rows]
+
+
 def _check_shares(pg, gamma: float, alpha: float | None, **inputs) -> None:
     got = _read_table(pg, "shares", "loss")
     want = explain_shares(gammas=[gamma], alpha=alpha, **inputs).rows
@@ -132,13 +145,15 @@ def test_initial_page_matches_python(page) -> None:
     assert page.inner_text("#gamma-value") == "2" and page.inner_text("#alpha-value") == "0.25"
 
 
-@pytest.mark.parametrize("gamma,alpha", [(0.5, 0.25), (1.0, 0.5), (3.5, 0.9), (0.0, 0.0)])
+@pytest.mark.parametrize("gamma,alpha", [(0.5, 0.25), (1.0, 0.5), (3.5, 0.9), (0.0, 0.0),
+                                         (5.0, 0.25)])
 def test_sliders_update_table_and_shares(page, gamma: float, alpha: float) -> None:
     _set_slider(page, "#gamma", gamma, 0.05)
     _set_slider(page, "#alpha", alpha, 0.01)
     assert page.inner_text("#gamma-value") == f"{gamma:g}"
     _check_table(page, gamma, alpha)
     _check_shares(page, gamma, alpha)
+    _check_texts(page, gamma, alpha)
 
 
 def test_alpha_off_and_shares_inputs(page) -> None:

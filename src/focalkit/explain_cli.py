@@ -54,7 +54,7 @@ def _fmt(v: float | None, digits: int = 4) -> str:
 def _share(s: float) -> str:
     if math.isnan(s):
         return "-"
-    return f"1 - {1 - s:.2g}" if 0.9999 <= s < 1 else f"{s:.4g}"
+    return f"1 - {1 - s:.1e}" if 0.9999 <= s < 1 else f"{s:.4g}"
 
 
 def _alpha(alpha: float, no_alpha: bool) -> float | None:
@@ -100,7 +100,7 @@ def table_rows(result: ex.TableResult) -> Any:
     for col in ("example", "p", "y", "p_t", "alpha_t", "(1-p_t)^γ", "CE", "FL", "CE/FL"):
         t.add_column(col, justify="left" if col == "example" else "right", no_wrap=col == "example")
     for r in result.rows:
-        t.add_row(r.name, f"{r.p:g}", f"{r.y:g}", f"{r.p_t:.4g}", f"{r.alpha_t:.4g}",
+        t.add_row(r.name, f"{r.p:g}", f"{r.y:g}", _fmt(r.p_t), _fmt(r.alpha_t),
                   _fmt(r.modulating), _fmt(r.ce), _fmt(r.focal), _fmt(r.ratio))
     return t
 

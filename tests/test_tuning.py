@@ -511,3 +511,41 @@ def test_orphan_running_trial_without_owner_is_failed_after_grace(tmp_path: Path
     assert time.monotonic() - t0 >= 4.0
     assert r.n_trials == 3
     assert _states(url, "s")[orphan.number].state == optuna.trial.TrialState.FAIL
+
+
+@pytest.mark.slow
+def test_cli_kill_with_sigterm_exits_cleanly_and_resumes(tmp_path: Path) -> None:
+    """`kill` of the CLI: the running trial is given back (re-queued), exit code 130 with a
+    message, no traceback; the same command then finishes the budget."""
+    url = f"sqlite:///{tmp_path / 'tune.db'}"
+    cmd = [sys.executable, "-m", "focalkit", "tune", "digits", "-n", "3", "-k", "2", "--epochs",
+           "20", "--storage", url, "--out", str(tmp_path), "--no-prune"]
+    env = {**os.environ, "COLUMNS": "120"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, env=env)
+    S = optuna.trial.TrialState
+
+    def running() -> bool:
+        try:
+            return any(t.state == S.RUNNING for t in _states(url, "digits-ap"))
+        except Exception:
+            return False
+
+    _wait_for(running, timeout=120)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in " ".join(err.split())
+    assert "Traceback" not in err
+    trials = _states(url, "digits-ap")
+    assert not any(t.state == S.RUNNING for t in trials)
+    # the interrupted trial (if the signal did not land between two trials) is queued again
+    failed = [t.number for t in trials if t.state == S.FAIL]
+    queued = [t.user_attrs["focalkit_retry_of"] for t in trials
+              if t.state == S.WAITING and "focalkit_retry_of" in t.user_attrs]
+    assert failed == queued
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(_counted(_states(url, "digits-ap"))) == 3
+    assert "[  3/3]" in done.stderr

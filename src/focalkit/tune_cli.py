@@ -22,7 +22,7 @@ def _study_name(data: str, metric: str) -> str:
     return f"{base}-{metric}"
 
 
-def _trial_line(metric: str) -> Any:
+def _trial_line(metric: str, n_trials: int) -> Any:
     from rich.console import Console
 
     console = Console(stderr=True, highlight=False)
@@ -47,7 +47,13 @@ def _trial_line(metric: str) -> Any:
             score = ""
         dur = ua.get("focalkit_duration_s")
         t = "" if dur is None else f" [{dur:.1f} s]"
-        console.print(f"trial {trial.number:>3} {state:<8} {what:<32} {score}{t}")
+        done = sum(
+            tr.state.name in ("COMPLETE", "PRUNED")
+            or (tr.state.name == "FAIL" and tr.user_attrs.get("focalkit_fail") == "nonfinite")
+            for tr in study.get_trials(deepcopy=False)
+        )
+        console.print(f"[{done:>3}/{n_trials}] trial {trial.number:>3} {state:<8} {what:<32} "
+                      f"{score}{t}")
 
     return callback
 
@@ -136,7 +142,7 @@ def tune_command(
             result = tuning.tune_data(
                 data, target=target, metric=metric, folds=folds, epochs=epochs, data_seed=data_seed,
                 seed=seed, workers=workers, alpha_bounds=(alpha_min, alpha_max),
-                callbacks=[_trial_line(metric)], **kwargs,
+                callbacks=[_trial_line(metric, n_trials)], **kwargs,
             )
     except KeyboardInterrupt:
         err.print("\n[yellow]interrupted[/yellow]: finished trials are saved in "

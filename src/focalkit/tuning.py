@@ -528,6 +528,7 @@ class _Objective:
     space: _Space
     accepts_report: bool
     accepts_reference: bool
+    prune: bool = True
 
     def __call__(self, trial: Any) -> float:
         import optuna
@@ -564,7 +565,7 @@ class _Objective:
         scores: list[float] = []
         for fold in range(s.folds):
             kwargs: dict[str, Any] = {}
-            if self.accepts_report:
+            if self.accepts_report and self.prune:  # per-epoch scores cost an evaluation
                 kwargs["report"] = report
             if self.accepts_reference:
                 kwargs["reference"] = ref
@@ -578,7 +579,7 @@ class _Objective:
             trial.set_user_attr(_ATTR + "fold_scores", scores)
             if not math.isfinite(scores[-1]):
                 return float("nan")
-            if not self.accepts_report:
+            if "report" not in kwargs:
                 report(float(np.mean(scores)))
         return float(np.mean(scores))
 
@@ -625,11 +626,13 @@ def _worker(
         if done + sum(t.state == TrialState.RUNNING for t in trials) >= n_trials:
             time.sleep(_POLL_S)  # every slot is taken: wait in case a running trial dies
             continue
-        with warnings.catch_warnings():  # we run the heartbeat ourselves (_Heartbeat)
-            warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
-            trial = study.ask()
-        _ACTIVE_TRIAL_IDS.add(trial._trial_id)
+        trial = None
         try:
+            with warnings.catch_warnings():  # we run the heartbeat ourselves (_Heartbeat)
+                warnings.filterwarnings("ignore", message="Heartbeat of storage",
+                                        category=UserWarning)
+                trial = study.ask()
+            _ACTIVE_TRIAL_IDS.add(trial._trial_id)
             trial.set_user_attr(_ATTR + "worker", ident)
             with _Heartbeat(storage, trial._trial_id, opts["heartbeat_interval"]):
                 # Reserve a slot: trials are numbered in creation order; a trial takes a slot if
@@ -667,6 +670,8 @@ def _worker(
                     cb(study, study._storage.get_trial(trial._trial_id))
         except BaseException as e:
             # Ctrl-C, SIGTERM or an error in train_and_score: give the trial back and stop.
+            if trial is None:
+                raise
             frozen = study._storage.get_trial(trial._trial_id)
             if frozen.state == TrialState.RUNNING:
                 if isinstance(e, Exception):
@@ -676,7 +681,8 @@ def _worker(
                     _requeue(study, study._storage.get_trial(trial._trial_id))
             raise
         finally:
-            _ACTIVE_TRIAL_IDS.discard(trial._trial_id)
+            if trial is not None:
+                _ACTIVE_TRIAL_IDS.discard(trial._trial_id)
     return ran
 
 
@@ -847,7 +853,7 @@ def tune(
     space = _Space(gamma_range, alpha_mode, arange, counts, balanced, folds, direction, metric,
                    objective_id)
     objective = _Objective(train_and_score, space, _accepts(train_and_score, "report"),
-                           _accepts(train_and_score, "reference"))
+                           _accepts(train_and_score, "reference"), bool(prune))
     if workers > 1:
         try:
             pickle.dumps(objective)
@@ -1226,13 +1232,10 @@ def tune_data(
                 "alpha_power_range", "alpha_mode"):
         if bad in kwargs:
             raise TypeError(f"tune_data sets {bad} from the data and the metric; do not pass it")
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
+    # One torch thread per worker: these models are small, and OpenMP threads waiting for each
+    # other on a busy machine slow training down several-fold; scale with workers instead.
     objective = DataObjective(source=os.fspath(source), target=target, data_seed=data_seed,
-                              folds=folds, metric=metric, epochs=epochs, seed=seed,
-                              threads=max(1, min(4, cpus // workers)))
+                              folds=folds, metric=metric, epochs=epochs, seed=seed, threads=1)
     ds, _ = objective.data()  # load errors (and too few examples for k folds) surface here
     counts, balanced = _data_counts(ds)
     from focalkit.experiments.metrics import HIGHER_IS_BETTER

@@ -166,7 +166,7 @@ def shares_rows(result: ex.SharesResult) -> Any:
 
 @explain_app.command("shares", context_settings={"allow_interspersed_args": True})
 def shares_command(
-    more_gammas: Optional[List[str]] = typer.Argument(None, hidden=True, metavar="[GAMMA]..."),
+    more_gammas: Optional[List[str]] = typer.Argument(None, hidden=True, metavar="GAMMA"),
     negatives: int = typer.Option(1_000_000, "--negatives", help="number of easy negatives"),
     p_negative: float = typer.Option(
         0.99, "--p-negative", help="p_t of each negative: its probability of being negative"),
@@ -174,8 +174,8 @@ def shares_command(
     p_positive: float = typer.Option(
         0.01, "--p-positive", help="p_t of each positive: its probability of being positive"),
     gamma: Optional[List[str]] = typer.Option(
-        None, "--gamma", "-g",
-        help="focal-loss gammas: --gamma 0.5 1 2 5 or --gamma 0.5,1,2,5 [default: 0.5 1 2 5]"),
+        None, "--gamma", "-g", metavar="GAMMA...",
+        help="focal-loss gammas: --gamma 0.5 1 2 5 or --gamma 0.5,1,2,5 (default 0.5 1 2 5)"),
     alpha: float = typer.Option(0.25, "--alpha", "-a", help=_ALPHA_HELP),
     no_alpha: bool = typer.Option(False, "--no-alpha", help=_NO_ALPHA_HELP),
     as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
@@ -207,12 +207,12 @@ def shares_command(
 # --------------------------------------------------------------------------- curves
 @explain_app.command("curves")
 def curves_command(
-    more_gammas: Optional[List[str]] = typer.Argument(None, hidden=True, metavar="[GAMMA]..."),
+    more_gammas: Optional[List[str]] = typer.Argument(None, hidden=True, metavar="GAMMA"),
     gamma: Optional[List[str]] = typer.Option(
-        None, "--gamma", "-g",
-        help="gammas: --gamma 0 0.5 1 2 5 or --gamma 0,0.5,1 [default: 0 0.5 1 2 5]"),
+        None, "--gamma", "-g", metavar="GAMMA...",
+        help="gammas: --gamma 0 0.5 1 2 5 or --gamma 0,0.5,1 (default 0 0.5 1 2 5)"),
     alpha: Optional[float] = typer.Option(
-        None, "--alpha", "-a", help="weight of positives in [0, 1] [default: off, as in the paper]"),
+        None, "--alpha", "-a", help="weight of positives in [0, 1] (default: off, as in the paper)"),
     output: Path = typer.Option(Path("focalkit-curves.png"), "--output", "-o",
                                 help="the figure: .png, .svg or .pdf"),
     points: int = typer.Option(400, "--points", help="number of p_t values"),

@@ -144,9 +144,23 @@ def _check_name(name: str) -> None:
         )
 
 
+def _current_name() -> str:
+    return _current.get()
+
+
+# torch.compile cannot trace ContextVar.get: mark the read as a constant of the traced graph. This
+# is what torch.compiler.assume_constant_result does; set directly so that importing focalkit does
+# not import torch._dynamo (and with it triton).
+_current_name._dynamo_marked_constant = True  # type: ignore[attr-defined]
+_load_plugins._dynamo_marked_constant = True  # type: ignore[attr-defined]  # run at trace time
+
+
 def resolve(info: dict[str, Any], backend: str | None = None) -> Backend | None:
-    """The backend that computes a call: None means the composed ``"reference"`` path."""
-    name = backend if backend is not None else _current.get()
+    """The backend that computes a call: None means the composed ``"reference"`` path.
+
+    Under ``torch.compile`` the backend in force is read once, when the graph is traced.
+    """
+    name = backend if backend is not None else _current_name()
     if name == "reference":
         return None
     if name == "auto":

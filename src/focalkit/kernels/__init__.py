@@ -98,6 +98,12 @@ def _triton_softmax(x: torch.Tensor, targets: torch.Tensor, **kw: Any) -> Any:
     return _triton_module().softmax_focal_fwd(x, targets, **kw)
 
 
+# Availability is a property of the machine: under torch.compile it is read once at trace time
+# (the effect of torch.compiler.assume_constant_result, set without importing torch._dynamo).
+for _fn in (triton_available, _cuda_triton_available, fused_available, cpu.available):
+    _fn._dynamo_marked_constant = True  # type: ignore[attr-defined]
+
+
 def _register() -> None:
     from focalkit.kernels import ops
 

@@ -367,7 +367,7 @@ def test_cli_playground(tmp_path) -> None:
 def test_cli_help_lists_examples_for_every_command() -> None:
     r = runner.invoke(app, ["--help"])
     assert r.exit_code == 0
-    assert "explain" in r.stdout
+    assert "explain" in r.stdout and "short demo" in r.stdout
     for cmd in ("table", "shares", "curves", "playground", "demo"):
         r = runner.invoke(app, ["explain", cmd, "--help"])
         assert r.exit_code == 0, cmd

@@ -356,4 +356,8 @@ def _root_callback(ctx: typer.Context) -> None:
 def register(app: typer.Typer) -> None:
     """Adds ``focalkit explain ...`` and the no-argument demo to the ``focalkit`` app."""
     app.add_typer(explain_app, name="explain")
-    app.callback(invoke_without_command=True)(_root_callback)
+    base = app.info.help if isinstance(app.info.help, str) else ""
+    app.callback(invoke_without_command=True,
+                 help=(f"{base}\n\n" if base else "")
+                 + "Run without a command for a short demo (focalkit explain demo).")(
+        _root_callback)

@@ -449,7 +449,7 @@ def _finish(
     # Partial sums added in a fixed order, in float64 for accuracy, then float32.
     loss = psum.sum(dtype=torch.float64).to(torch.float32) if reduce else loss_buf
     if pcnt is None:
-        count = torch.tensor(total, dtype=torch.int64, device=x.device)
+        count = torch.full((), total, dtype=torch.int64, device=x.device)  # a fill, no host copy
     else:
         count = pcnt.sum(dtype=torch.int64)
     assert loss is not None

@@ -25,9 +25,8 @@ Numerics without ``libdevice`` (the interpreter has none): ``q ** gamma`` is ``e
 the non-maximal terms apart from the count of maximal ones so that ``log p`` of a confident class
 (``log1p`` of a small tail) and hence ``1 - p`` keep their relative accuracy.
 
-Example:
-    >>> import os; os.environ.setdefault("TRITON_INTERPRET", "1")  # CPU only: before the import
-    '1'
+Example (on CPU, with ``TRITON_INTERPRET=1`` in the environment before the import; on a GPU
+move the tensors to ``"cuda"``):
     >>> import torch
     >>> from focalkit.kernels import _triton as kt
     >>> x = torch.tensor([[0.0, 2.0]]); t = torch.tensor([[1.0, 0.0]])

@@ -95,7 +95,7 @@ static int threads_for(int64_t work, int nthreads) {
             float q = p * (1.0f - t) + pn * t;                                                 \
             float at = (a * t + (1.0f - a) * (1.0f - t)) * ascale * vs[i];                     \
             float mod = MOD;                                                                   \
-            float ratio = q > 0.0f ? p * pn / q : 0.0f;                                        \
+            float ratio = q > 1e-30f ? p * pn / q : 0.0f; /* |error| < gamma q^(1+gamma) */                                        \
             float l = at * mod * ce;                                                           \
             gs[i] = at * mod * ((p - t) + gamma * ratio * (1.0f - 2.0f * t) * ce);             \
             ls_[i] = l;                                                                        \
@@ -285,7 +285,7 @@ EXPORT double fk_softmax_labels(const void *x, int xcode, const int64_t *y, int6
                     float w = alpha ? alpha[yk] : 1.0f;
                     float mod = pow_mod(om, gamma, gkind);
                     float l = -w * mod * lp;
-                    float ratio = om > 0.0f ? lp / om : -1.0f;
+                    float ratio = om > 1e-30f ? lp / om : -1.0f; /* log(1-om)/om = -1 in fp32 */
                     float h = mod * (gamma * expf(lp) * ratio - 1.0f);
                     coef[k] = w * h;
                     s += l;
@@ -316,7 +316,7 @@ EXPORT double fk_softmax_labels(const void *x, int xcode, const int64_t *y, int6
                         float w = yy[k] < 0 ? 0.0f : ac * tc;
                         float om = -expm1f(lp);
                         float mod = pow_mod(om, gamma, gkind);
-                        float ratio = om > 0.0f ? lp / om : -1.0f;
+                        float ratio = om > 1e-30f ? lp / om : -1.0f; /* log(1-om)/om = -1 in fp32 */
                         float h = mod * (gamma * expf(lp) * ratio - 1.0f);
                         float term = w > 0.0f ? w * mod * lp : 0.0f;
                         float whc = w > 0.0f ? w * h : 0.0f;

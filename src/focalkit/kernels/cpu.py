@@ -133,7 +133,8 @@ class _BufferPool:
 
     @staticmethod
     def _free(t: Tensor) -> bool:
-        # 1 reference from the pool's tensor, 1 from the temporary Python storage object.
+        # Handed-out buffers are views (their own TensorImpl on the same storage): the storage is
+        # free when only the pool's tensor (1) and the temporary Python storage object (1) hold it.
         return torch._C._storage_Use_Count(t.untyped_storage()._cdata) <= 2
 
     def get(self, shape: torch.Size, dtype: torch.dtype) -> Tensor:
@@ -153,7 +154,7 @@ class _BufferPool:
             if len(self.buffers) > self.size:
                 # drop the oldest buffer the pool no longer needs to remember
                 self.buffers.pop(0)
-            return out
+            return out.view(shape)  # a separate tensor: the pool's own one counts once
 
     def clear(self) -> None:
         with self.lock:

@@ -1,0 +1,135 @@
+"""The custom ops (torch.ops.focalkit.*), the dispatcher wiring and torch.compile without graph breaks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import focalkit as fk
+from focalkit import backends
+from focalkit.kernels import cpu, ops
+
+needs_cpu_kernel = pytest.mark.skipif(not cpu.available(), reason="C kernel not built")
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@needs_cpu_kernel
+def test_ops_pass_opcheck():
+    g = _gen(0)
+    x = torch.randn(3, 4, 5, generator=g)
+    t = torch.rand(3, 4, 5, generator=g)
+    y = torch.randint(0, 5, (3, 5), generator=g)
+    for reduce in (True, False):
+        torch.library.opcheck(
+            torch.ops.focalkit.sigmoid_focal_fwd.default,
+            (x, t, False, 0.25, 2.0, None, 0.0, reduce, True),
+            test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"),
+        )
+        torch.library.opcheck(
+            torch.ops.focalkit.sigmoid_focal_fwd.default,
+            (x, y, True, None, 0.5, 4, 0.1, reduce, True),
+            test_utils=("test_schema", "test_faketensor"),
+        )
+        torch.library.opcheck(
+            torch.ops.focalkit.softmax_focal_fwd.default,
+            (x, y.clamp(max=3), torch.rand(4, generator=g), 2.0, -100, 0.1, reduce, True),
+            test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"),
+        )
+
+
+@needs_cpu_kernel
+@pytest.mark.parametrize("reduce", [True, False])
+def test_op_autograd_is_saved_grad_times_incoming(reduce):
+    g = _gen(1)
+    x = torch.randn(2, 3, 4, generator=g, requires_grad=True)
+    y = torch.randint(0, 3, (2, 4), generator=g)
+    loss, count, _ = ops.softmax_focal_fwd(
+        x, y, alpha=None, gamma=2.0, ignore_index=-100, label_smoothing=0.0, reduce=reduce,
+        compute_grad=True,
+    )  # fmt: skip
+    w = torch.rand(loss.shape, generator=g)
+    (loss * w).sum().backward()
+    xr = x.detach().double().requires_grad_()
+    with fk.use_backend("reference"):
+        ref = fk.softmax_focal_loss(xr, y, reduction="sum" if reduce else "none")
+    (ref * w.double()).sum().backward()
+    torch.testing.assert_close(x.grad.double(), xr.grad, rtol=2e-5, atol=1e-6)
+    assert count.item() == 8
+
+
+def test_backends_registered():
+    names = fk.available_backends()
+    assert names[:2] == ["reference", "eager"]
+    if cpu.available():
+        assert "fused" in names
+    with pytest.raises(ValueError, match="unknown backend"):
+        fk.set_backend("nope")
+
+
+@needs_cpu_kernel
+def test_auto_picks_fused_and_falls_back_to_eager():
+    info = dict(op="sigmoid", device=torch.device("cpu"), dtype=torch.float32, labels=False,
+                soft=False, alpha="float", weight=False, reduce=True)  # fmt: skip
+    assert backends.resolve(info).name == "fused"
+    assert backends.resolve({**info, "dtype": torch.float64}).name == "eager"
+    assert backends.resolve({**info, "weight": True}).name == "eager"
+    assert backends.resolve({**info, "alpha": "tensor"}).name == "eager"
+    soft = dict(info, op="softmax", soft=True, alpha="none")
+    assert backends.resolve(soft).name == "eager"
+    assert backends.resolve(soft, "fused").name == "eager"
+    assert backends.resolve(info, "reference") is None
+
+
+@needs_cpu_kernel
+def test_functional_calls_reach_the_c_kernel(monkeypatch):
+    calls = []
+    real_sig, real_soft = cpu.sigmoid_focal_fwd, cpu.softmax_focal_fwd
+    monkeypatch.setattr(cpu, "sigmoid_focal_fwd", lambda *a, **k: calls.append("sig") or real_sig(*a, **k))
+    monkeypatch.setattr(cpu, "softmax_focal_fwd", lambda *a, **k: calls.append("soft") or real_soft(*a, **k))
+    x = torch.randn(4, 5, requires_grad=True)
+    fk.sigmoid_focal_loss(x, torch.rand(4, 5)).backward()
+    fk.softmax_focal_loss(x, torch.tensor([0, 1, 2, 4])).backward()
+    fk.sigmoid_focal_loss(x.double(), torch.rand(4, 5).double())  # float64: eager, not the kernel
+    assert calls == ["sig", "soft"]
+
+
+class _Tiny(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        z = self.lin(x)
+        a = fk.sigmoid_focal_loss(z, t, validate_args=False)
+        b = fk.softmax_focal_loss(z, y, alpha=[1.0, 2.0, 0.5, 1.0], validate_args=False)
+        return a + b
+
+
+@needs_cpu_kernel
+def test_torch_compile_fullgraph_no_graph_break(monkeypatch):
+    torch._dynamo.reset()
+    g = _gen(2)
+    model = _Tiny()
+    x, t = torch.randn(16, 6, generator=g), (torch.rand(16, 4, generator=g) < 0.3).float()
+    y = torch.randint(0, 4, (16,), generator=g)
+    with fk.use_backend("eager"):
+        ref = model(x, t, y)
+        ref.backward()
+    want = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+
+    calls = []
+    real = cpu.softmax_focal_fwd
+    monkeypatch.setattr(cpu, "softmax_focal_fwd", lambda *a, **k: calls.append(1) or real(*a, **k))
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    with fk.use_backend("fused"):
+        out = compiled(x, t, y)
+        out.backward()
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    for p, w in zip(model.parameters(), want):
+        torch.testing.assert_close(p.grad, w, rtol=1e-5, atol=1e-6)
+    assert calls, "the compiled graph did not run focalkit's kernel"
+    torch._dynamo.reset()

@@ -230,11 +230,81 @@ EXPORT double fk_sigmoid_labels(const void *x, int xcode, const int64_t *y, int6
  * in tiles of up to TILE along inner so that the C strided rows of a tile stay in cache. */
 #define TILE 256
 
+
+/* (N, C) rows: the classes are contiguous, so each row is one vectorized pass per step. */
+static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N, int64_t C,
+                           const float *alpha, float gamma, int64_t ignore, float ls,
+                           float *loss_out, void *grad_out, int64_t *count, int64_t *nbad,
+                           int nthreads) {
+    const int gkind = gamma_kind(gamma);
+    const float lsc = ls / (float)C, lsy = 1.0f - ls;
+    double total = 0.0; int64_t ctotal = 0, bad = 0;
+    int nt = threads_for(N * C, nthreads);
+#pragma omp parallel num_threads(nt) reduction(+ : total, ctotal, bad)
+    {
+        float *xs = (float *)malloc(sizeof(float) * (size_t)(3 * C + 1));
+        float *gs = xs + C, *wh = xs + 2 * C;
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < N; n++) {
+            load_block(x, xcode, n * C, C, xs);
+            float mx = xs[0];
+            for (int64_t c = 1; c < C; c++) mx = xs[c] > mx ? xs[c] : mx;
+            float se = 0.0f;
+            for (int64_t c = 0; c < C; c++) se += expf(xs[c] - mx);
+            const float lse = mx + logf(se);
+            int64_t yk = y[n];
+            int valid = yk != ignore, inrange = yk >= 0 && yk < C;
+            bad += valid && !inrange;
+            valid = valid && inrange;
+            ctotal += valid;
+            float l = 0.0f;
+            if (!valid) {
+                for (int64_t c = 0; c < C; c++) gs[c] = 0.0f;
+            } else if (ls == 0.0f) {
+                float lp = xs[yk] - lse;
+                if (lp > 0.0f) lp = 0.0f;
+                float om = -expm1f(lp);
+                float w = alpha ? alpha[yk] : 1.0f;
+                float mod = pow_mod(om, gamma, gkind);
+                float ratio = om > 1e-30f ? lp / om : -1.0f;
+                float coef = w * mod * (gamma * expf(lp) * ratio - 1.0f);
+                l = -w * mod * lp;
+                for (int64_t c = 0; c < C; c++) gs[c] = -coef * expf(xs[c] - lse);
+                gs[yk] += coef;
+            } else {
+                float ssum = 0.0f;
+                for (int64_t c = 0; c < C; c++) {
+                    float lp = xs[c] - lse;
+                    lp = lp > 0.0f ? 0.0f : lp;
+                    float w = (alpha ? alpha[c] : 1.0f) * ((c == yk ? lsy : 0.0f) + lsc);
+                    float om = -expm1f(lp);
+                    float mod = om > 0.0f ? (gkind == 2 ? om * om : powf(om, gamma)) : (gamma == 0.0f ? 1.0f : 0.0f);
+                    float ratio = om > 1e-30f ? lp / om : -1.0f;
+                    float h = mod * (gamma * expf(lp) * ratio - 1.0f);
+                    l -= w > 0.0f ? w * mod * lp : 0.0f;
+                    wh[c] = w > 0.0f ? w * h : 0.0f;
+                    ssum += wh[c];
+                }
+                for (int64_t c = 0; c < C; c++) gs[c] = wh[c] - expf(xs[c] - lse) * ssum;
+            }
+            total += l;
+            if (loss_out) loss_out[n] = l;
+            if (grad_out) store_block(grad_out, xcode, n * C, C, gs);
+        }
+        free(xs);
+    }
+    *count = ctotal;
+    *nbad = bad;
+    return total;
+}
+
 EXPORT double fk_softmax_labels(const void *x, int xcode, const int64_t *y, int64_t N, int64_t C,
                                 int64_t inner, const float *alpha, float gamma, int64_t ignore,
                                 float ls, float *loss_out, void *grad_out, int64_t *count,
                                 int64_t *nbad, int nthreads) {
     const int gkind = gamma_kind(gamma);
+    if (inner == 1) return softmax_rows(x, xcode, y, N, C, alpha, gamma, ignore, ls, loss_out,
+                                        grad_out, count, nbad, nthreads);
     const int64_t ntile = (inner + TILE - 1) / TILE;
     const int64_t units = N * ntile;
     double total = 0.0; int64_t ctotal = 0, bad = 0;

@@ -56,6 +56,26 @@ _vp, _i64p = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)
 _f, _i, _i64, _d = ctypes.c_float, ctypes.c_int, ctypes.c_int64, ctypes.c_double
 
 
+def _cdll_passive_omp(path: str) -> Any:
+    """Load the kernel with its OpenMP threads sleeping, not spinning, between calls.
+
+    PyTorch ships its own OpenMP runtime, so this library's (libgomp) is a second thread pool on
+    the same cores. With the default active wait policy its idle threads spin for a while after
+    every call and PyTorch's next operations slow down many-fold on a small machine (and the
+    other way round). libgomp reads OMP_WAIT_POLICY once, when it is loaded, so it is set only
+    for the load (unless the user set it) and then restored.
+    """
+    key = "OMP_WAIT_POLICY"
+    old = os.environ.get(key)
+    if old is None:
+        os.environ[key] = os.environ.get("FOCALKIT_OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        return ctypes.CDLL(path)
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+
+
 def _load() -> Any:
     global _lib, _load_error, _loaded
     if _loaded:
@@ -72,7 +92,7 @@ def _load() -> Any:
                 _load_error = "the C extension was not built (no C compiler at install time?)"
             for path in paths:
                 try:
-                    lib = ctypes.CDLL(path)
+                    lib = _cdll_passive_omp(path)
                     if lib.fk_abi_version() != 1:
                         raise OSError(f"{path}: ABI version {lib.fk_abi_version()} != 1; reinstall")
                 except (OSError, AttributeError) as exc:

@@ -133,3 +133,32 @@ def test_torch_compile_fullgraph_no_graph_break(monkeypatch):
         torch.testing.assert_close(p.grad, w, rtol=1e-5, atol=1e-6)
     assert calls, "the compiled graph did not run focalkit's kernel"
     torch._dynamo.reset()
+
+
+@pytest.mark.slow
+def test_benchmark_quick_smoke(tmp_path):
+    """benchmarks/bench.py --quick runs end to end and writes its JSON (a smoke test, not a timing)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    r = subprocess.run(
+        [sys.executable, os.path.join(root, "benchmarks", "bench.py"), "--quick", "--only",
+         "classification,labels", "--repeats", "1", "--json", str(out)],
+        capture_output=True, text=True, env=env, timeout=240,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads(out.read_text())
+    methods = {(x["case"], x["method"]) for x in data["results"]}
+    assert ("classification", "CE baseline: cross_entropy") in methods
+    assert ("detection labels", "focalkit eager") in methods
+    for x in data["results"]:
+        if not x["note"].startswith("failed"):
+            assert x["ms"] > 0 and x["peak_mb"] is not None
+    base = [x for x in data["results"] if x["note"] == "baseline"]
+    assert all(abs(x["ratio"] - 1.0) < 1e-9 for x in base)
+    assert "| case |" in r.stdout

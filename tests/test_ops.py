@@ -162,3 +162,16 @@ def test_benchmark_quick_smoke(tmp_path):
     base = [x for x in data["results"] if x["note"] == "baseline"]
     assert all(abs(x["ratio"] - 1.0) < 1e-9 for x in base)
     assert "| case |" in r.stdout
+
+
+def test_bench_cli_registered_and_clear_error(tmp_path):
+    pytest.importorskip("typer")
+    from typer.testing import CliRunner
+
+    from focalkit.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["bench", "--help"])
+    assert r.exit_code == 0 and "--quick" in r.output
+    r = runner.invoke(app, ["bench", "--script", str(tmp_path / "missing.py")])
+    assert r.exit_code != 0

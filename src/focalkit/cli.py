@@ -19,6 +19,7 @@ app = typer.Typer(
 # --- command registration (one line per tool module) ---
 __import__("focalkit.explain_cli", fromlist=["register"]).register(app)  # focalkit explain + no-args demo (issue 4)
 __import__("focalkit.tune_cli", fromlist=["register"]).register(app)  # focalkit tune (issue 6)
+__import__("focalkit.bench_cli", fromlist=["register"]).register(app)  # focalkit bench (issue 3)
 from focalkit.experiments.compare_cli import compare as _compare  # noqa: E402
 
 app.command("compare")(_compare)

@@ -175,3 +175,32 @@ def test_bench_cli_registered_and_clear_error(tmp_path):
     assert r.exit_code == 0 and "--quick" in r.output
     r = runner.invoke(app, ["bench", "--script", str(tmp_path / "missing.py")])
     assert r.exit_code != 0
+
+
+@pytest.mark.parametrize("name", ["fused", "eager"])
+def test_in_place_backward_scaling_is_safe_with_retained_graphs(name):
+    """Backward scales the saved gradient in place on CPU; retained graphs and factors still add up."""
+    if name not in fk.available_backends():
+        pytest.skip(f"{name} not available")
+    g = _gen(3)
+    x = torch.randn(64, 5, generator=g, requires_grad=True)
+    t = (torch.rand(64, 5, generator=g) < 0.3).float()
+    with fk.use_backend(name):
+        loss = fk.sigmoid_focal_loss(x, t)
+        loss.backward(retain_graph=True)
+        g1 = x.grad.clone()
+        loss.backward(retain_graph=True)
+        torch.testing.assert_close(x.grad, 2 * g1)
+        x.grad = None
+        (loss * 3).backward(retain_graph=True)
+        torch.testing.assert_close(x.grad, 3 * g1)
+        x.grad = None
+        (loss * 0).backward(retain_graph=True)
+        assert (x.grad == 0).all()
+        x.grad = None
+        loss.backward()
+        torch.testing.assert_close(x.grad, g1)
+    xr = x.detach().double().requires_grad_()
+    with fk.use_backend("reference"):
+        fk.sigmoid_focal_loss(xr, t.double()).backward()
+    torch.testing.assert_close(g1.double(), xr.grad, rtol=2e-5, atol=1e-7)

@@ -65,6 +65,8 @@ class _FocalLossFunction(torch.autograd.Function):
         g = grad_out.float() if grad_out.dtype in (torch.float16, torch.bfloat16) else grad_out
         if ctx.scale is not None:
             g = g * ctx.scale
+        if ctx.reduce and grad.device.type == "cpu" and not torch.compiler.is_compiling():
+            return _scale_saved_grad(ctx, grad, g), None, None, None, None, None
         if not ctx.reduce and ctx.per_position:
             g = g.unsqueeze(1)
         if grad.dtype in (torch.float16, torch.bfloat16):
@@ -72,6 +74,26 @@ class _FocalLossFunction(torch.autograd.Function):
         else:
             gx = grad * g.to(grad.dtype)
         return gx, None, None, None, None, None
+
+
+def _scale_saved_grad(ctx: Any, grad: Tensor, g: Tensor) -> Tensor:
+    """Scale the saved gradient by the scalar g in place and hand it out (CPU, reduced loss).
+
+    The saved gradient is a fresh tensor owned by this graph node, so the common single backward
+    allocates nothing (autograd adopts the buffer as ``.grad``; peak memory stays at one
+    logits-sized tensor). A second backward through a retained graph divides the first factor
+    back out-of-place; a zero factor returns zeros and leaves the saved gradient untouched.
+    """
+    f = float(g)  # a CPU scalar: no device sync
+    prev = getattr(ctx, "applied", None)
+    if prev is None:
+        if f == 0.0 or f != f:
+            return torch.zeros_like(grad) if f == 0.0 else grad * f
+        if f != 1.0:
+            grad.data.mul_(f)  # .data: the saved tensor's version counter stays valid
+        ctx.applied = f
+        return grad
+    return grad * (f / prev)
 
 
 def _reduce(loss: Tensor, count: Tensor, reduction: str, normalizer: Any) -> Tensor:

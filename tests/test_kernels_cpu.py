@@ -268,3 +268,20 @@ def test_falls_back_to_eager_when_extension_missing():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
+
+
+def test_sum_is_deterministic_across_thread_counts(monkeypatch):
+    g = _gen(8)
+    x = torch.randn(4, 19, 64, 64, generator=g)
+    y = torch.randint(0, 19, (4, 64, 64), generator=g)
+    xs = x.reshape(-1, 16)
+    ts = (torch.rand(xs.shape, generator=g) < 0.1).float()
+    out = []
+    for nt in (1, 2, 2):
+        monkeypatch.setattr(cpu, "_nthreads", lambda nt=nt: nt)
+        a = cpu.softmax_focal_fwd(x, y, alpha=None, gamma=2.0, ignore_index=-100, label_smoothing=0.0,
+                                  reduce=True, compute_grad=False)[0]  # fmt: skip
+        b = cpu.sigmoid_focal_fwd(xs, ts, labels=False, alpha=0.25, gamma=2.0, ignore_index=None,
+                                  label_smoothing=0.0, reduce=True, compute_grad=False)[0]  # fmt: skip
+        out.append((a.item(), b.item()))
+    assert out[0] == out[1] == out[2]

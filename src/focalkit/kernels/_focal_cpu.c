@@ -2,8 +2,8 @@
  *
  * Plain C on raw pointers, no Python or torch headers: the module is loaded with ctypes by
  * focalkit/kernels/cpu.py, which documents the math and the kernel contract. All arithmetic is
- * float32; per-thread partial sums are float64 and added in a fixed order (deterministic for a
- * fixed thread count). Logits are float32 (code 0) or bfloat16 (code 1, stored as uint16).
+ * float32; partial sums (per block of elements / positions) are float64, added in a
+ * fixed order after the parallel loop: deterministic whatever the thread count and scheduling. Logits are float32 (code 0) or bfloat16 (code 1, stored as uint16).
  *
  * Exported (all return the float64 loss sum; *count receives the number of non-ignored elements
  * or positions):
@@ -149,10 +149,11 @@ EXPORT double fk_sigmoid_dense(const void *x, int xcode, const float *t, int64_t
     const int64_t nblocks = (n + BLK - 1) / BLK;
     double total = 0.0; int64_t ctotal = 0;
     int nt = threads_for(n, nthreads);
-#pragma omp parallel num_threads(nt) reduction(+ : total, ctotal)
+    double *part = (double *)malloc(sizeof(double) * (size_t)(nblocks + 1));
+#pragma omp parallel num_threads(nt) reduction(+ : ctotal)
     {
         float xs[BLK], ts[BLK], vs[BLK], lb[BLK], gb[BLK];
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 16)
         for (int64_t b = 0; b < nblocks; b++) {
             int64_t lo = b * BLK, m = lo + BLK < n ? BLK : n - lo;
             load_block(x, xcode, lo, m, xs);
@@ -164,12 +165,14 @@ EXPORT double fk_sigmoid_dense(const void *x, int xcode, const float *t, int64_t
                 ts[i] = valid ? ti * (1.0f - ls) + 0.5f * ls : 0.0f;
                 cnt += valid;
             }
-            total += step(xs, ts, vs, lb, gb, m, a, ascale, gamma);
+            part[b] = step(xs, ts, vs, lb, gb, m, a, ascale, gamma);
             ctotal += cnt;
             if (loss_out) memcpy(loss_out + lo, lb, (size_t)m * sizeof(float));
             if (grad_out) store_block(grad_out, xcode, lo, m, gb);
         }
     }
+    for (int64_t b = 0; b < nblocks; b++) total += part[b]; /* fixed order: deterministic */
+    free(part);
     *count = ctotal;
     return total;
 }
@@ -190,16 +193,30 @@ EXPORT double fk_sigmoid_labels(const void *x, int xcode, const int64_t *y, int6
     const int64_t nblocks = (n + BLK - 1) / BLK;
     double total = 0.0; int64_t ctotal = 0;
     int nt = threads_for(n, nthreads);
-#pragma omp parallel num_threads(nt) reduction(+ : total, ctotal)
+    double *part = (double *)malloc(sizeof(double) * (size_t)(nblocks + 1));
+#pragma omp parallel num_threads(nt) reduction(+ : ctotal)
     {
         float xs[BLK], ts[BLK], vs[BLK], lb[BLK], gb[BLK];
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 16)
         for (int64_t b = 0; b < nblocks; b++) {
             int64_t lo = b * BLK, m = lo + BLK < n ? BLK : n - lo;
             load_block(x, xcode, lo, m, xs);
             int64_t cnt = 0;
             /* walk the block in runs of constant (n, c): element e = (nn * C + c) * inner + i */
             int64_t e = lo, k = 0;
+            while (inner == 1 && k < m) { /* (rows, C): runs over the classes of one row */
+                int64_t nn = e / C, c0 = e % C;
+                int64_t run = C - c0 < m - k ? C - c0 : m - k;
+                int64_t yn = y[nn];
+                int valid = !(has_ignore && yn == ignore);
+                float vv = valid ? 1.0f : 0.0f;
+                for (int64_t j = 0; j < run; j++) {
+                    vs[k + j] = vv;
+                    ts[k + j] = valid && yn == c0 + j ? tpos : tneg;
+                }
+                cnt += valid ? run : 0;
+                k += run; e += run;
+            }
             while (k < m) {
                 int64_t plane = e / inner, i = e % inner;
                 int64_t nn = plane / C, c = plane % C;
@@ -214,12 +231,14 @@ EXPORT double fk_sigmoid_labels(const void *x, int xcode, const int64_t *y, int6
                 }
                 k += run; e += run;
             }
-            total += step(xs, ts, vs, lb, gb, m, a, ascale, gamma);
+            part[b] = step(xs, ts, vs, lb, gb, m, a, ascale, gamma);
             ctotal += cnt;
             if (loss_out) memcpy(loss_out + lo, lb, (size_t)m * sizeof(float));
             if (grad_out) store_block(grad_out, xcode, lo, m, gb);
         }
     }
+    for (int64_t b = 0; b < nblocks; b++) total += part[b]; /* fixed order: deterministic */
+    free(part);
     *count = ctotal;
     return total;
 }
@@ -240,11 +259,12 @@ static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N
     const float lsc = ls / (float)C, lsy = 1.0f - ls;
     double total = 0.0; int64_t ctotal = 0, bad = 0;
     int nt = threads_for(N * C, nthreads);
-#pragma omp parallel num_threads(nt) reduction(+ : total, ctotal, bad)
+    double *part = (double *)malloc(sizeof(double) * (size_t)(N + 1));
+#pragma omp parallel num_threads(nt) reduction(+ : ctotal, bad)
     {
         float *xs = (float *)malloc(sizeof(float) * (size_t)(3 * C + 1));
         float *gs = xs + C, *wh = xs + 2 * C;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 32)
         for (int64_t n = 0; n < N; n++) {
             load_block(x, xcode, n * C, C, xs);
             float mx = xs[0];
@@ -287,12 +307,14 @@ static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N
                 }
                 for (int64_t c = 0; c < C; c++) gs[c] = wh[c] - expf(xs[c] - lse) * ssum;
             }
-            total += l;
+            part[n] = l;
             if (loss_out) loss_out[n] = l;
             if (grad_out) store_block(grad_out, xcode, n * C, C, gs);
         }
         free(xs);
     }
+    for (int64_t n = 0; n < N; n++) total += part[n];
+    free(part);
     *count = ctotal;
     *nbad = bad;
     return total;
@@ -310,13 +332,14 @@ EXPORT double fk_softmax_labels(const void *x, int xcode, const int64_t *y, int6
     double total = 0.0; int64_t ctotal = 0, bad = 0;
     int nt = threads_for(N * C * inner, nthreads);
     const float lsc = ls / (float)C, lsy = 1.0f - ls;
-#pragma omp parallel num_threads(nt) reduction(+ : total, ctotal, bad)
+    double *part = (double *)malloc(sizeof(double) * (size_t)(units + 1));
+#pragma omp parallel num_threads(nt) reduction(+ : ctotal, bad)
     {
         float mx[TILE], se[TILE], lse[TILE], coef[TILE], ssum[TILE];
         int64_t yy[TILE];
         float *wh = NULL;
         if (ls > 0.0f) wh = (float *)malloc(sizeof(float) * (size_t)C * TILE);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 4)
         for (int64_t u = 0; u < units; u++) {
             int64_t nn = u / ntile, tile = u % ntile;
             int64_t i0 = tile * TILE, i1 = i0 + TILE < inner ? i0 + TILE : inner;
@@ -411,10 +434,12 @@ EXPORT double fk_softmax_labels(const void *x, int xcode, const int64_t *y, int6
                     }
                 }
             }
-            total += s; ctotal += cnt;
+            part[u] = s; ctotal += cnt;
         }
         free(wh);
     }
+    for (int64_t u = 0; u < units; u++) total += part[u];
+    free(part);
     *count = ctotal;
     *nbad = bad;
     return total;

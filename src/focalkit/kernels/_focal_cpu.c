@@ -339,6 +339,11 @@ EXPORT double fk_softmax_labels(const void *x, int xcode, const int64_t *y, int6
         int64_t yy[TILE];
         float *wh = NULL;
         if (ls > 0.0f) wh = (float *)malloc(sizeof(float) * (size_t)C * TILE);
+        /* the tile's logits as float32 (xt) and exp(x - max) (ex), reused by every step: one
+         * exp per element, not two; gt holds the gradient before a bfloat16 store */
+        float *xt = (float *)malloc(sizeof(float) * (size_t)C * TILE * 3);
+        float *ex = xt + C * TILE, *gt = ex + C * TILE;
+        float inv[TILE];
 #pragma omp for schedule(dynamic, 4)
         for (int64_t u = 0; u < units; u++) {
             int64_t nn = u / ntile, tile = u % ntile;
@@ -346,15 +351,21 @@ EXPORT double fk_softmax_labels(const void *x, int xcode, const int64_t *y, int6
             int64_t B = i1 - i0;
             int64_t xb = nn * C * inner + i0; /* element (nn, c, i0 + k) at xb + c * inner + k */
             const int64_t *yr = y + nn * inner + i0;
-            for (int64_t k = 0; k < B; k++) { mx[k] = LOADX(x, xcode, xb + k); se[k] = 0.0f; }
-            for (int64_t c = 1; c < C; c++)
+            for (int64_t c = 0; c < C; c++) load_block(x, xcode, xb + c * inner, B, xt + c * TILE);
+            for (int64_t k = 0; k < B; k++) { mx[k] = xt[k]; se[k] = 0.0f; }
+            for (int64_t c = 1; c < C; c++) {
+                const float *xr = xt + c * TILE;
+                for (int64_t k = 0; k < B; k++) mx[k] = xr[k] > mx[k] ? xr[k] : mx[k];
+            }
+            for (int64_t c = 0; c < C; c++) {
+                const float *xr = xt + c * TILE;
+                float *er = ex + c * TILE;
                 for (int64_t k = 0; k < B; k++) {
-                    float v = LOADX(x, xcode, xb + c * inner + k);
-                    mx[k] = v > mx[k] ? v : mx[k];
+                    er[k] = expf(xr[k] - mx[k]);
+                    se[k] += er[k];
                 }
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t k = 0; k < B; k++)
-                    se[k] += expf(LOADX(x, xcode, xb + c * inner + k) - mx[k]);
+            }
+            for (int64_t k = 0; k < B; k++) inv[k] = 1.0f / se[k];
             double s = 0.0; int64_t cnt = 0;
             for (int64_t k = 0; k < B; k++) {
                 lse[k] = mx[k] + logf(se[k]);
@@ -372,7 +383,7 @@ EXPORT double fk_softmax_labels(const void *x, int xcode, const int64_t *y, int6
                     coef[k] = 0.0f;
                     int64_t yk = yy[k];
                     if (yk < 0) { if (loss_out) loss_out[nn * inner + i0 + k] = 0.0f; continue; }
-                    float lp = LOADX(x, xcode, xb + yk * inner + k) - lse[k];
+                    float lp = xt[yk * TILE + k] - lse[k];
                     if (lp > 0.0f) lp = 0.0f;
                     float om = -expm1f(lp);
                     float w = alpha ? alpha[yk] : 1.0f;
@@ -388,12 +399,11 @@ EXPORT double fk_softmax_labels(const void *x, int xcode, const int64_t *y, int6
                     /* dloss/dx_j = coef * ([j == y] - p_j) */
                     for (int64_t c = 0; c < C; c++) {
                         int64_t off = xb + c * inner;
-                        for (int64_t k = 0; k < B; k++) {
-                            float p = expf(LOADX(x, xcode, off + k) - lse[k]);
-                            float g = coef[k] * ((yy[k] == c ? 1.0f : 0.0f) - p);
-                            if (xcode == 0) ((float *)grad_out)[off + k] = g;
-                            else ((uint16_t *)grad_out)[off + k] = f32_to_bf16(g);
-                        }
+                        const float *er = ex + c * TILE;
+                        float *gr = xcode == 0 ? (float *)grad_out + off : gt;
+                        for (int64_t k = 0; k < B; k++)
+                            gr[k] = coef[k] * ((yy[k] == c ? 1.0f : 0.0f) - er[k] * inv[k]);
+                        if (xcode != 0) store_block(grad_out, xcode, off, B, gt);
                     }
                 }
             } else {
@@ -403,7 +413,7 @@ EXPORT double fk_softmax_labels(const void *x, int xcode, const int64_t *y, int6
                 for (int64_t c = 0; c < C; c++) {
                     float ac = alpha ? alpha[c] : 1.0f;
                     for (int64_t k = 0; k < B; k++) {
-                        float lp = LOADX(x, xcode, xb + c * inner + k) - lse[k];
+                        float lp = xt[c * TILE + k] - lse[k];
                         if (lp > 0.0f) lp = 0.0f;
                         float tc = (yy[k] == c ? lsy : 0.0f) + lsc;
                         float w = yy[k] < 0 ? 0.0f : ac * tc;
@@ -425,18 +435,18 @@ EXPORT double fk_softmax_labels(const void *x, int xcode, const int64_t *y, int6
                 if (grad_out) {
                     for (int64_t c = 0; c < C; c++) {
                         int64_t off = xb + c * inner;
-                        for (int64_t k = 0; k < B; k++) {
-                            float p = expf(LOADX(x, xcode, off + k) - lse[k]);
-                            float g = wh[c * TILE + k] - p * ssum[k];
-                            if (xcode == 0) ((float *)grad_out)[off + k] = g;
-                            else ((uint16_t *)grad_out)[off + k] = f32_to_bf16(g);
-                        }
+                        const float *er = ex + c * TILE;
+                        float *gr = xcode == 0 ? (float *)grad_out + off : gt;
+                        for (int64_t k = 0; k < B; k++)
+                            gr[k] = wh[c * TILE + k] - er[k] * inv[k] * ssum[k];
+                        if (xcode != 0) store_block(grad_out, xcode, off, B, gt);
                     }
                 }
             }
             part[u] = s; ctotal += cnt;
         }
         free(wh);
+        free(xt);
     }
     for (int64_t u = 0; u < units; u++) total += part[u];
     free(part);

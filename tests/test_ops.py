@@ -204,3 +204,13 @@ def test_in_place_backward_scaling_is_safe_with_retained_graphs(name):
     with fk.use_backend("reference"):
         fk.sigmoid_focal_loss(xr, t.double()).backward()
     torch.testing.assert_close(g1.double(), xr.grad, rtol=2e-5, atol=1e-7)
+
+
+def test_docstring_examples():
+    import doctest
+
+    import focalkit.kernels as kernels_pkg
+
+    for mod in (cpu, ops, kernels_pkg):
+        failed, attempted = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert attempted > 0 and failed == 0, mod.__name__

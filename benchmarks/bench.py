@@ -211,6 +211,13 @@ def _methods(case: dict[str, Any], x: torch.Tensor, device, peers, compile_peers
                                                gamma=GAMMA, ignore_index=-1 if kind == "sigmoid_labels" else None)),
                 "",
             )  # fmt: skip
+        if "fused" in fk.available_backends():
+            m["focalkit fused, validate_args=False"] = (
+                (lambda x: _with_backend("fused", fk.sigmoid_focal_loss, x, fk_t, alpha=ALPHA, gamma=GAMMA,
+                                         ignore_index=-1 if kind == "sigmoid_labels" else None,
+                                         validate_args=False)),
+                "no target-value checks",
+            )  # fmt: skip
         m["torchvision formula (eager)"] = (lambda x: torchvision_sigmoid_focal(x, t), "re-typed")
         if compile_peers:
             m["torchvision formula (compiled)"] = ("compile", torchvision_sigmoid_focal, t)
@@ -235,6 +242,12 @@ def _methods(case: dict[str, Any], x: torch.Tensor, device, peers, compile_peers
             m[f"focalkit {b}"] = (
                 (lambda x, b=b: _with_backend(b, fk.softmax_focal_loss, x, y, gamma=GAMMA, ignore_index=IGNORE)),
                 "",
+            )  # fmt: skip
+        if "fused" in fk.available_backends():
+            m["focalkit fused, validate_args=False"] = (
+                (lambda x: _with_backend("fused", fk.softmax_focal_loss, x, y, gamma=GAMMA, ignore_index=IGNORE,
+                                         validate_args=False)),
+                "no target-value checks",
             )  # fmt: skip
         m["typical formula (eager)"] = (lambda x: typical_softmax_focal(x, y), "CE-based")
         if compile_peers:

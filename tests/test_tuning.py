@@ -323,6 +323,11 @@ _SCRIPT = textwrap.dedent('''
         end = time.time() + 60  # barrier: the first trials wait until every worker has started
         while time.time() < end and len({ln.split()[0] for ln in open(LOG)}) < int(sys.argv[5]):
             time.sleep(0.05)
+        hold = sys.argv[6] if len(sys.argv) > 6 else ""
+        if hold and os.path.exists(hold):  # the test holds this trial mid-way, then kills us
+            with open(LOG, "a") as f:
+                f.write(f"{os.getpid()} HELD\\n")
+            time.sleep(120)
         time.sleep(float(sys.argv[4]))
         return 1.0 - (gamma - 2.0) ** 2 / 25.0 - ((0.5 if alpha is None else alpha) - 0.25) ** 2
 
@@ -339,9 +344,11 @@ def _script(tmp_path: Path) -> Path:
     return p
 
 
-def _run(script: Path, url: str, n: int, log: Path, sleep: float, workers: int = 1, **kw):
-    return subprocess.Popen([sys.executable, str(script), url, str(n), str(log), str(sleep),
-                             str(workers)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+def _run(script: Path, url: str, n: int, log: Path, sleep: float, workers: int = 1,
+         hold: Path | None = None, **kw):
+    args = [sys.executable, str(script), url, str(n), str(log), str(sleep), str(workers)]
+    args += [str(hold)] if hold is not None else []
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=script.parent, **kw)
 
 
@@ -362,7 +369,8 @@ def test_interrupt_mid_trial_then_resume_loses_nothing(tmp_path: Path, how: str)
     interrupted trial's parameters again and finishes exactly the budget."""
     url, log, script = f"sqlite:///{tmp_path / 't.db'}", tmp_path / "log", _script(tmp_path)
     n = 7
-    proc = _run(script, url, n, log, 0.25)
+    hold = tmp_path / "hold"
+    proc = _run(script, url, n, log, 0.25, hold=hold)
     S = optuna.trial.TrialState
 
     def running_after_some_complete() -> bool:
@@ -377,6 +385,8 @@ def test_interrupt_mid_trial_then_resume_loses_nothing(tmp_path: Path, how: str)
         return done >= 3 and bool(running)
 
     _wait_for(running_after_some_complete)
+    hold.touch()  # the next objective call blocks: the trial cannot finish before the signal
+    _wait_for(lambda: "HELD" in log.read_text())
     (killed,) = [t for t in _states(url, "s") if t.state == S.RUNNING]
     proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
     proc.communicate(timeout=30)

@@ -186,30 +186,38 @@ class SigmoidTargets:
     labels: bool  # True: integer class indices with dimension 1 removed; False: same-shape labels
 
 
+def _value_range(t: Tensor, ignore_index: int | None, fill: int) -> tuple[float, float]:
+    """(min, max) of the targets in one pass and one host sync; ignored entries count as ``fill``.
+
+    NaN propagates into the result, so ``lo >= a and hi <= b`` is False for a NaN target too.
+    """
+    if ignore_index is not None:
+        t = torch.where(t == ignore_index, torch.tensor(fill, dtype=t.dtype, device=t.device), t)
+    if t.dtype == torch.bool:
+        t = t.to(torch.uint8)
+    lo, hi = torch.aminmax(t)
+    lo_f, hi_f = torch.stack([lo, hi]).tolist()
+    return float(lo_f), float(hi_f)
+
+
 def parse_sigmoid_targets(
     logits: Tensor, targets: Tensor, ignore_index: int | None, validate_args: bool
 ) -> SigmoidTargets:
     if targets.shape == logits.shape:
-        if validate_args and targets.numel():
-            t = targets
-            if ignore_index is not None:
-                t = t[t != ignore_index]
-            if t.numel():
-                if targets.dtype == torch.bool:
-                    pass
-                elif targets.is_floating_point():
-                    if bool(((t < 0) | (t > 1) | t.isnan()).any()):
-                        lo, hi = float(t.min()), float(t.max())
-                        raise ValueError(
-                            "targets of the logits' shape must be in [0, 1] (hard or soft labels"
-                            + (f" or ignore_index={ignore_index}" if ignore_index is not None else "")
-                            + f"), got values in [{lo}, {hi}]"
-                        )
-                elif bool(((t != 0) & (t != 1)).any()):
+        if validate_args and targets.numel() and targets.dtype != torch.bool:
+            lo, hi = _value_range(targets, ignore_index, 0)
+            if not (lo >= 0 and hi <= 1):
+                if targets.is_floating_point():
                     raise ValueError(
-                        "integer targets of the logits' shape are 0/1 labels (a binary mask), got other "
-                        "values; for class indices drop the class dimension 1 from the targets' shape"
+                        "targets of the logits' shape must be in [0, 1] (hard or soft labels"
+                        + (f" or ignore_index={ignore_index}" if ignore_index is not None else "")
+                        + f"), got values in [{lo}, {hi}]"
                     )
+                raise ValueError(
+                    "integer targets of the logits' shape are 0/1 labels (a binary mask), got values in "
+                    f"[{int(lo)}, {int(hi)}]; for class indices drop the class dimension 1 from the "
+                    "targets' shape"
+                )
         return SigmoidTargets(labels=False)
     expected = logits.shape[:1] + logits.shape[2:]
     if logits.dim() >= 2 and targets.shape == expected:
@@ -220,12 +228,12 @@ def parse_sigmoid_targets(
             )
         c = logits.shape[1]
         if validate_args and targets.numel():
-            t = targets if ignore_index is None else targets[targets != ignore_index]
-            if t.numel() and bool(((t < 0) | (t > c)).any()):
+            lo, hi = _value_range(targets, ignore_index, 0)
+            if not (lo >= 0 and hi <= c):
                 raise ValueError(
                     f"class-index targets must be in [0, {c}] (the value C={c} means background)"
                     + (f" or ignore_index={ignore_index}" if ignore_index is not None else "")
-                    + f", got values in [{int(t.min())}, {int(t.max())}]"
+                    + f", got values in [{int(lo)}, {int(hi)}]"
                 )
         return SigmoidTargets(labels=True)
     raise ValueError(
@@ -249,8 +257,9 @@ def parse_softmax_targets(
         raise ValueError("logits must have at least one class (logits.shape[1] >= 1)")
     if targets.shape == logits.shape and targets.is_floating_point():
         if validate_args and targets.numel():
-            if bool(((targets < 0) | (targets > 1) | targets.isnan()).any()):
-                raise ValueError("class-probability targets must be in [0, 1]")
+            lo, hi = _value_range(targets, None, 0)
+            if not (lo >= 0 and hi <= 1):
+                raise ValueError(f"class-probability targets must be in [0, 1], got values in [{lo}, {hi}]")
         return True
     expected = logits.shape[:1] + logits.shape[2:]
     if targets.shape != expected:
@@ -261,10 +270,10 @@ def parse_softmax_targets(
     if targets.is_floating_point() or targets.dtype == torch.bool:
         raise TypeError(f"class-index targets must be an integer tensor, got {targets.dtype}")
     if validate_args and targets.numel():
-        t = targets[targets != ignore_index]
-        if t.numel() and bool(((t < 0) | (t >= c)).any()):
+        lo, hi = _value_range(targets, ignore_index, 0)
+        if not (lo >= 0 and hi <= c - 1):
             raise ValueError(
                 f"class-index targets must be in [0, {c - 1}] or ignore_index={ignore_index}, got values in "
-                f"[{int(t.min())}, {int(t.max())}]"
+                f"[{int(lo)}, {int(hi)}]"
             )
     return False

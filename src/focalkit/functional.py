@@ -112,6 +112,38 @@ def _requires_grad(*objs: Any) -> bool:
     return any(isinstance(o, Tensor) and o.requires_grad for o in objs)
 
 
+def _dispatch(
+    op: str,
+    logits: Tensor,
+    targets: Tensor,
+    kwargs: dict[str, Any],
+    info: dict[str, Any],
+    weight: Tensor | None,
+    reduction: str,
+    normalizer: Any,
+) -> Tensor:
+    """Pick the path for a validated call (see ``focalkit.backends``) and run it."""
+    if weight is not None:
+        kwargs = {**kwargs, "weight": weight}
+    backend = None  # the composed path: autograd for alpha, weight or soft targets that need it
+    if not _requires_grad(kwargs.get("alpha"), weight, targets):
+        info = dict(
+            info, op=op, device=logits.device, dtype=logits.dtype,
+            weight=weight is not None, reduce=reduction != "none",
+        )
+        backend = backends.resolve(info)
+    if backend is None:
+        composed = _composed.sigmoid_focal_elementwise if op == "sigmoid" else _composed.softmax_focal_elementwise
+        loss, count = composed(logits, targets, **kwargs)
+        out = _reduce(loss, count, reduction, normalizer)
+    else:
+        kernel = backend.sigmoid_focal_fwd if op == "sigmoid" else backend.softmax_focal_fwd
+        out = _FocalLossFunction.apply(
+            logits.contiguous(), kernel, {"targets": targets, **kwargs}, reduction, normalizer, op == "softmax"
+        )
+    return out.to(logits.dtype)
+
+
 def sigmoid_focal_loss(
     logits: Tensor,
     targets: Tensor,
@@ -188,31 +220,12 @@ def sigmoid_focal_loss(
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
     )
-    if _requires_grad(alpha, weight, targets):
-        backend = None
-    else:
-        info = dict(
-            op="sigmoid",
-            device=logits.device,
-            dtype=logits.dtype,
-            labels=spec.labels,
-            soft=False,
-            alpha="none" if alpha is None else ("tensor" if isinstance(alpha, Tensor) else "float"),
-            weight=weight is not None,
-            reduce=reduction != "none",
-        )
-        backend = backends.resolve(info)
-    if weight is not None:
-        kwargs["weight"] = weight
-    if backend is None:
-        loss, count = _composed.sigmoid_focal_elementwise(logits, targets, **kwargs)
-        out = _reduce(loss, count, reduction, normalizer)
-    else:
-        out = _FocalLossFunction.apply(
-            logits.contiguous(), backend.sigmoid_focal_fwd, {"targets": targets, **kwargs},
-            reduction, normalizer, False,
-        )
-    return out.to(logits.dtype)
+    info = dict(
+        labels=spec.labels,
+        soft=False,
+        alpha="none" if alpha is None else ("tensor" if isinstance(alpha, Tensor) else "float"),
+    )
+    return _dispatch("sigmoid", logits, targets, kwargs, info, weight, reduction, normalizer)
 
 
 def softmax_focal_loss(
@@ -281,28 +294,5 @@ def softmax_focal_loss(
     kwargs: dict[str, Any] = dict(
         alpha=alpha, gamma=gamma, ignore_index=ignore_index, label_smoothing=label_smoothing
     )
-    if _requires_grad(alpha, weight, targets):
-        backend = None
-    else:
-        info = dict(
-            op="softmax",
-            device=logits.device,
-            dtype=logits.dtype,
-            labels=not soft,
-            soft=soft,
-            alpha="none" if alpha is None else "tensor",
-            weight=weight is not None,
-            reduce=reduction != "none",
-        )
-        backend = backends.resolve(info)
-    if weight is not None:
-        kwargs["weight"] = weight
-    if backend is None:
-        loss, count = _composed.softmax_focal_elementwise(logits, targets, **kwargs)
-        out = _reduce(loss, count, reduction, normalizer)
-    else:
-        out = _FocalLossFunction.apply(
-            logits.contiguous(), backend.softmax_focal_fwd, {"targets": targets, **kwargs},
-            reduction, normalizer, True,
-        )
-    return out.to(logits.dtype)
+    info = dict(labels=not soft, soft=soft, alpha="none" if alpha is None else "tensor")
+    return _dispatch("softmax", logits, targets, kwargs, info, weight, reduction, normalizer)

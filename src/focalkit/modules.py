@@ -22,6 +22,7 @@ __all__ = ["FocalLoss", "SigmoidFocalLoss", "SoftmaxFocalLoss"]
 class _FocalBase(nn.Module):
     alpha: Tensor | None
     weight: Tensor | None
+    _function: Any
 
     def __init__(
         self,
@@ -53,8 +54,28 @@ class _FocalBase(nn.Module):
             self.alpha_value = None
             self.register_buffer("alpha", V._alpha_tensor(alpha).clone())
 
-    def _alpha(self) -> Any:
-        return self.alpha if self.alpha is not None else self.alpha_value
+
+    def forward(
+        self,
+        logits: Tensor,
+        targets: Tensor,
+        *,
+        weight: Tensor | None = None,
+        normalizer: float | Tensor | None = None,
+    ) -> Tensor:
+        """The loss of ``logits`` against ``targets``; ``weight``/``normalizer`` override the module's."""
+        return self._function(
+            logits,
+            targets,
+            alpha=self.alpha if self.alpha is not None else self.alpha_value,
+            gamma=self.gamma,
+            reduction=self.reduction,
+            weight=self.weight if weight is None else weight,
+            normalizer=self.normalizer if normalizer is None else normalizer,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+            validate_args=self.validate_args,
+        )
 
     def extra_repr(self) -> str:
         a = self.alpha_value if self.alpha is None else f"tensor{tuple(self.alpha.shape)}"
@@ -100,26 +121,7 @@ class SigmoidFocalLoss(_FocalBase):
             ignore_index=ignore_index, label_smoothing=label_smoothing, validate_args=validate_args,
         )
 
-    def forward(
-        self,
-        logits: Tensor,
-        targets: Tensor,
-        *,
-        weight: Tensor | None = None,
-        normalizer: float | Tensor | None = None,
-    ) -> Tensor:
-        return sigmoid_focal_loss(
-            logits,
-            targets,
-            alpha=self._alpha(),
-            gamma=self.gamma,
-            reduction=self.reduction,
-            weight=self.weight if weight is None else weight,
-            normalizer=self.normalizer if normalizer is None else normalizer,
-            ignore_index=self.ignore_index,
-            label_smoothing=self.label_smoothing,
-            validate_args=self.validate_args,
-        )
+    _function = staticmethod(sigmoid_focal_loss)
 
 
 class SoftmaxFocalLoss(_FocalBase):
@@ -152,26 +154,7 @@ class SoftmaxFocalLoss(_FocalBase):
             ignore_index=ignore_index, label_smoothing=label_smoothing, validate_args=validate_args,
         )
 
-    def forward(
-        self,
-        logits: Tensor,
-        targets: Tensor,
-        *,
-        weight: Tensor | None = None,
-        normalizer: float | Tensor | None = None,
-    ) -> Tensor:
-        return softmax_focal_loss(
-            logits,
-            targets,
-            alpha=self._alpha(),
-            gamma=self.gamma,
-            reduction=self.reduction,
-            weight=self.weight if weight is None else weight,
-            normalizer=self.normalizer if normalizer is None else normalizer,
-            ignore_index=self.ignore_index,  # type: ignore[arg-type]
-            label_smoothing=self.label_smoothing,
-            validate_args=self.validate_args,
-        )
+    _function = staticmethod(softmax_focal_loss)
 
 
 _MODES = ("binary", "multilabel", "multiclass")

@@ -19,8 +19,8 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):  # lazy tools: their extras are imported on first use only
-    if name == "tune":  # focalkit.tuning.tune, needs the 'tune' extra (optuna)
-        from focalkit.tuning import tune
+    if name == "tune":  # focalkit.tools.tune.api.tune, needs the 'tune' extra (optuna)
+        from focalkit.tools.tune.api import tune
 
         return tune
     raise AttributeError(f"module 'focalkit' has no attribute {name!r}")

@@ -1,5 +1,5 @@
-"""``python -m focalkit`` runs the command line (see :mod:`focalkit.cli`)."""
+"""``python -m focalkit`` runs the command line (see :mod:`focalkit.tools.cli`)."""
 
-from focalkit.cli import main
+from focalkit.tools.cli import main
 
 main()

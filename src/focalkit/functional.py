@@ -8,104 +8,22 @@ Lin, Goyal, Girshick, He and Dollar, "Focal Loss for Dense Object Detection", IC
 Both losses are computed from logits (log-sigmoid / log-softmax), never by clamping
 probabilities, in float32 for float16/bfloat16 input (the result is returned in the input's
 dtype). The gradient is computed analytically in the forward pass (see ``focalkit.backends`` for
-the paths and ``focalkit._eager`` for the math).
+the paths, :mod:`focalkit._autograd` for the one autograd Function and
+:mod:`focalkit.backends.closed_form` for the math).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-import torch
 from torch import Tensor
 
-from focalkit import _composed, _validation as V, backends
+from focalkit import _validation as V, backends
+from focalkit._autograd import FocalLossFunction, reduce_loss
+from focalkit.backends import composed
+from focalkit.backends.registry import CallInfo
 
 __all__ = ["sigmoid_focal_loss", "softmax_focal_loss"]
-
-
-class _FocalLossFunction(torch.autograd.Function):
-    """Runs a kernel that returns (loss, count, grad); backward scales the saved grad."""
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any,
-        x: Tensor,
-        kernel: Callable[..., Any],
-        kwargs: dict[str, Any],
-        reduction: str,
-        normalizer: Any,
-        per_position: bool,
-    ) -> Tensor:
-        reduce = reduction != "none"
-        loss, count, grad = kernel(x, reduce=reduce, compute_grad=ctx.needs_input_grad[0], **kwargs)
-        if normalizer is not None:
-            if isinstance(normalizer, Tensor):
-                scale = normalizer.to(device=loss.device, dtype=loss.dtype).reciprocal()
-            else:
-                scale = 1.0 / normalizer
-        elif reduction == "mean":
-            scale = count.to(loss.dtype).clamp_min(1).reciprocal()
-        else:
-            scale = None
-        if scale is not None:
-            loss = loss * scale
-        ctx.reduce = reduce
-        ctx.per_position = per_position
-        ctx.scale = scale
-        if grad is not None:
-            ctx.save_for_backward(grad)
-        return loss
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        if not ctx.needs_input_grad[0]:
-            return (None,) * 6
-        (grad,) = ctx.saved_tensors
-        g = grad_out.float() if grad_out.dtype in (torch.float16, torch.bfloat16) else grad_out
-        if ctx.scale is not None:
-            g = g * ctx.scale
-        if ctx.reduce and grad.device.type == "cpu" and not torch.compiler.is_compiling():
-            return _scale_saved_grad(ctx, grad, g), None, None, None, None, None
-        if not ctx.reduce and ctx.per_position:
-            g = g.unsqueeze(1)
-        if grad.dtype in (torch.float16, torch.bfloat16):
-            gx = (grad.float() * g).to(grad.dtype)
-        else:
-            gx = grad * g.to(grad.dtype)
-        return gx, None, None, None, None, None
-
-
-def _scale_saved_grad(ctx: Any, grad: Tensor, g: Tensor) -> Tensor:
-    """Scale the saved gradient by the scalar g in place and hand it out (CPU, reduced loss).
-
-    The saved gradient is a fresh tensor owned by this graph node, so the common single backward
-    allocates nothing (autograd adopts the buffer as ``.grad``; peak memory stays at one
-    logits-sized tensor). A second backward through a retained graph divides the first factor
-    back out-of-place; a zero factor returns zeros and leaves the saved gradient untouched.
-    """
-    f = float(g)  # a CPU scalar: no device sync
-    prev = getattr(ctx, "applied", None)
-    if prev is None:
-        if f == 0.0 or f != f:
-            return torch.zeros_like(grad) if f == 0.0 else grad * f
-        if f != 1.0:
-            grad.data.mul_(f)  # .data: the saved tensor's version counter stays valid
-        ctx.applied = f
-        return grad
-    return grad * (f / prev)
-
-
-def _reduce(loss: Tensor, count: Tensor, reduction: str, normalizer: Any) -> Tensor:
-    if normalizer is not None:
-        if isinstance(normalizer, Tensor):
-            normalizer = normalizer.to(device=loss.device, dtype=loss.dtype)
-        return loss.sum() / normalizer
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / count.clamp_min(1).to(loss.dtype)
 
 
 def _requires_grad(*objs: Any) -> bool:
@@ -117,28 +35,37 @@ def _dispatch(
     logits: Tensor,
     targets: Tensor,
     kwargs: dict[str, Any],
-    info: dict[str, Any],
+    *,
+    labels: bool,
+    soft: bool,
     weight: Tensor | None,
     reduction: str,
     normalizer: Any,
 ) -> Tensor:
-    """Pick the path for a validated call (see ``focalkit.backends``) and run it."""
+    """Pick the path for a validated call (see :mod:`focalkit.backends`) and run it."""
     if weight is not None:
         kwargs = {**kwargs, "weight": weight}
+    alpha = kwargs.get("alpha")
     backend = None  # the composed path: autograd for alpha, weight or soft targets that need it
-    if not _requires_grad(kwargs.get("alpha"), weight, targets):
-        info = dict(
-            info, op=op, device=logits.device, dtype=logits.dtype,
-            weight=weight is not None, reduce=reduction != "none",
+    if not _requires_grad(alpha, weight, targets):
+        info = CallInfo(
+            op="sigmoid" if op == "sigmoid" else "softmax",
+            device=logits.device,
+            dtype=logits.dtype,
+            labels=labels,
+            soft=soft,
+            alpha="none" if alpha is None else ("tensor" if isinstance(alpha, Tensor) else "float"),
+            weight=weight is not None,
+            reduce=reduction != "none",
         )
         backend = backends.resolve(info)
     if backend is None:
-        composed = _composed.sigmoid_focal_elementwise if op == "sigmoid" else _composed.softmax_focal_elementwise
-        loss, count = composed(logits, targets, **kwargs)
-        out = _reduce(loss, count, reduction, normalizer)
+        elementwise = composed.sigmoid_focal_elementwise if op == "sigmoid" else composed.softmax_focal_elementwise
+        loss, count = elementwise(logits, targets, **kwargs)
+        out = reduce_loss(loss, count, reduction, normalizer)
     else:
         kernel = backend.sigmoid_focal_fwd if op == "sigmoid" else backend.softmax_focal_fwd
-        out = _FocalLossFunction.apply(
+        out = FocalLossFunction.apply(
             logits.contiguous(), kernel, {"targets": targets, **kwargs}, reduction, normalizer, op == "softmax"
         )
     return out.to(logits.dtype)
@@ -220,12 +147,10 @@ def sigmoid_focal_loss(
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
     )
-    info = dict(
-        labels=spec.labels,
-        soft=False,
-        alpha="none" if alpha is None else ("tensor" if isinstance(alpha, Tensor) else "float"),
-    )
-    return _dispatch("sigmoid", logits, targets, kwargs, info, weight, reduction, normalizer)
+    return _dispatch(
+        "sigmoid", logits, targets, kwargs, labels=spec.labels, soft=False, weight=weight,
+        reduction=reduction, normalizer=normalizer,
+    )  # fmt: skip
 
 
 def softmax_focal_loss(
@@ -294,5 +219,7 @@ def softmax_focal_loss(
     kwargs: dict[str, Any] = dict(
         alpha=alpha, gamma=gamma, ignore_index=ignore_index, label_smoothing=label_smoothing
     )
-    info = dict(labels=not soft, soft=soft, alpha="none" if alpha is None else "tensor")
-    return _dispatch("softmax", logits, targets, kwargs, info, weight, reduction, normalizer)
+    return _dispatch(
+        "softmax", logits, targets, kwargs, labels=not soft, soft=soft, weight=weight,
+        reduction=reduction, normalizer=normalizer,
+    )  # fmt: skip

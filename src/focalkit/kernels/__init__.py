@@ -1,6 +1,7 @@
 """Fused focal-loss kernels and their registration with focalkit's dispatcher.
 
-Importing this package (``focalkit.backends`` does it on first use) registers two backends:
+Importing this package (:mod:`focalkit.backends` does it on first use) registers two backends in
+the registry (:mod:`focalkit.backends.registry`, a leaf module, so there is no import cycle):
 
 * ``"fused"``: the custom ops ``torch.ops.focalkit.sigmoid_focal_fwd`` / ``softmax_focal_fwd``
   (``focalkit.kernels.ops``): on CPU the C/OpenMP kernel (``focalkit.kernels.cpu``, built at install
@@ -25,7 +26,8 @@ from typing import Any
 
 import torch
 
-from focalkit import backends
+from focalkit._torch_compat import mark_trace_constant
+from focalkit.backends.registry import Backend, CallInfo, register_backend
 from focalkit.kernels import cpu
 
 __all__ = ["cpu", "fused_available", "triton_available"]
@@ -61,33 +63,31 @@ def fused_available() -> bool:
     return cpu.available() or _cuda_triton_available()
 
 
-def _kernel_shape_ok(info: dict[str, Any]) -> bool:
-    if info.get("dtype") not in _FLOATS or info.get("weight") or info.get("soft"):
+def _kernel_shape_ok(info: CallInfo) -> bool:
+    if info.dtype not in _FLOATS or info.weight or info.soft:
         return False
-    if info.get("op") == "sigmoid":
-        return info.get("alpha") in ("none", "float")
-    return info.get("op") == "softmax" and info.get("alpha") in ("none", "tensor")
+    if info.op == "sigmoid":
+        return info.alpha in ("none", "float")
+    return info.op == "softmax" and info.alpha in ("none", "tensor")
 
 
-def _fused_supports(info: dict[str, Any]) -> bool:
-    device = torch.device(info["device"]) if info.get("device") is not None else None
-    if device is None or not _kernel_shape_ok(info):
+def _fused_supports(info: CallInfo) -> bool:
+    if not _kernel_shape_ok(info):
         return False
-    if device.type == "cpu":
+    if info.device.type == "cpu":
         return cpu.available()
-    if device.type == "cuda":
+    if info.device.type == "cuda":
         return _cuda_triton_available()
     return False
 
 
-def _triton_supports(info: dict[str, Any]) -> bool:
-    device = torch.device(info["device"]) if info.get("device") is not None else None
-    if device is None or not _kernel_shape_ok(info):
+def _triton_supports(info: CallInfo) -> bool:
+    if not _kernel_shape_ok(info):
         return False
     mod = _triton_module()
     if mod is None:
         return False
-    return device.type == "cuda" or (device.type == "cpu" and mod._interpreting())
+    return info.device.type == "cuda" or (info.device.type == "cpu" and mod._interpreting())
 
 
 def _triton_sigmoid(x: torch.Tensor, targets: torch.Tensor, **kw: Any) -> Any:
@@ -98,23 +98,22 @@ def _triton_softmax(x: torch.Tensor, targets: torch.Tensor, **kw: Any) -> Any:
     return _triton_module().softmax_focal_fwd(x, targets, **kw)
 
 
-# Availability is a property of the machine: under torch.compile it is read once at trace time
-# (the effect of torch.compiler.assume_constant_result, set without importing torch._dynamo).
+# Availability is a property of the machine: under torch.compile it is read once at trace time.
 for _fn in (triton_available, _cuda_triton_available, fused_available, cpu.available):
-    _fn._dynamo_marked_constant = True  # type: ignore[attr-defined]
+    mark_trace_constant(_fn)
 
 
 def _register() -> None:
     from focalkit.kernels import ops
 
-    backends.register_backend(
-        backends.Backend(
+    register_backend(
+        Backend(
             "fused", ops.sigmoid_focal_fwd, ops.softmax_focal_fwd,
             supports=_fused_supports, is_available=fused_available,
         )
     )  # fmt: skip
-    backends.register_backend(
-        backends.Backend(
+    register_backend(
+        Backend(
             "triton", _triton_sigmoid, _triton_softmax,
             supports=_triton_supports, is_available=triton_available,
         )

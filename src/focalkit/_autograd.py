@@ -1,0 +1,114 @@
+"""The one autograd path of the kernel backends, and the one reduction rule of every path.
+
+Every kernel (the eager closed form, the C kernel, the Triton kernels) returns the loss together
+with its gradient, d(sum of loss)/d(logits), computed in the same pass. :class:`FocalLossFunction`
+wraps such a kernel: its forward runs the kernel and reduces the loss, its backward scales the
+saved gradient by the incoming one. The composed ``"reference"`` path differentiates with autograd
+and only shares :func:`denominator` / :func:`reduce_loss`.
+
+Reduction rule, for a per-element (sigmoid) or per-position (softmax) loss ``l`` with ``count``
+non-ignored entries:
+
+* ``normalizer`` given: ``sum(l) / normalizer`` (0 already replaced by 1 in validation);
+* ``"mean"``: ``sum(l) / max(count, 1)``;
+* ``"sum"``: ``sum(l)``; ``"none"``: ``l``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["FocalLossFunction", "denominator", "reduce_loss"]
+
+
+def denominator(count: Tensor, reduction: str, normalizer: Any, like: Tensor) -> Tensor | float | None:
+    """What the summed loss is divided by (None: nothing), as a tensor on ``like``'s device or a float."""
+    if normalizer is not None:
+        if isinstance(normalizer, Tensor):
+            return normalizer.to(device=like.device, dtype=like.dtype)
+        return normalizer
+    if reduction == "mean":
+        return count.clamp_min(1).to(like.dtype)
+    return None
+
+
+def reduce_loss(loss: Tensor, count: Tensor, reduction: str, normalizer: Any) -> Tensor:
+    """Apply the reduction rule to a per-element or per-position loss."""
+    if normalizer is None and reduction == "none":
+        return loss
+    den = denominator(count, reduction, normalizer, loss)
+    total = loss.sum()
+    return total if den is None else total / den
+
+
+class FocalLossFunction(torch.autograd.Function):
+    """Runs a kernel that returns ``(loss, count, grad)``; backward scales the saved gradient.
+
+    ``apply(x, kernel, kwargs, reduction, normalizer, per_position)``: ``kwargs`` are the kernel's
+    keyword arguments (targets included); ``per_position`` marks a loss with the class dimension
+    summed out (softmax), whose per-position incoming gradient is broadcast along dimension 1.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: Tensor,
+        kernel: Callable[..., Any],
+        kwargs: dict[str, Any],
+        reduction: str,
+        normalizer: Any,
+        per_position: bool,
+    ) -> Tensor:
+        reduce = reduction != "none"
+        loss, count, grad = kernel(x, reduce=reduce, compute_grad=ctx.needs_input_grad[0], **kwargs)
+        den = denominator(count, reduction, normalizer, loss) if reduce else None
+        if den is not None:
+            loss = loss / den
+        ctx.reduce = reduce
+        ctx.per_position = per_position
+        ctx.den = den
+        if grad is not None:
+            ctx.save_for_backward(grad)
+        return loss
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        if not ctx.needs_input_grad[0]:
+            return (None,) * 6
+        (grad,) = ctx.saved_tensors
+        g = grad_out.float() if grad_out.dtype in (torch.float16, torch.bfloat16) else grad_out
+        if ctx.den is not None:
+            g = g / ctx.den
+        if ctx.reduce and grad.device.type == "cpu" and not torch.compiler.is_compiling():
+            return _scale_saved_grad(ctx, grad, g), None, None, None, None, None
+        if not ctx.reduce and ctx.per_position:
+            g = g.unsqueeze(1)
+        if grad.dtype in (torch.float16, torch.bfloat16):
+            gx = (grad.float() * g).to(grad.dtype)
+        else:
+            gx = grad * g.to(grad.dtype)
+        return gx, None, None, None, None, None
+
+
+def _scale_saved_grad(ctx: Any, grad: Tensor, g: Tensor) -> Tensor:
+    """Scale the saved gradient by the scalar g in place and hand it out (CPU, reduced loss).
+
+    The saved gradient is a fresh tensor owned by this graph node, so the common single backward
+    allocates nothing (autograd adopts the buffer as ``.grad``; peak memory stays at one
+    logits-sized tensor). A second backward through a retained graph divides the first factor
+    back out-of-place; a zero factor returns zeros and leaves the saved gradient untouched.
+    """
+    f = float(g)  # a CPU scalar: no device sync
+    prev = getattr(ctx, "applied", None)
+    if prev is None:
+        if f == 0.0 or f != f:
+            return torch.zeros_like(grad) if f == 0.0 else grad * f
+        if f != 1.0:
+            grad.data.mul_(f)  # .data: the saved tensor's version counter stays valid
+        ctx.applied = f
+        return grad
+    return grad * (f / prev)

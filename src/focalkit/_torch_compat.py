@@ -1,0 +1,42 @@
+"""The one adapter for PyTorch internals that focalkit relies on.
+
+Each function wraps a private PyTorch detail, says why the public API does not suffice, and is
+tested in ``tests/test_torch_compat.py``, so that a PyTorch upgrade that changes one breaks here,
+in one place, with a clear test failure.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+import torch
+from torch import Tensor
+
+__all__ = ["mark_trace_constant", "storage_use_count"]
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def mark_trace_constant(fn: F) -> F:
+    """Make ``torch.compile`` call ``fn`` once at trace time and bake its result into the graph.
+
+    The public spelling is ``torch.compiler.assume_constant_result``, but it imports
+    ``torch._dynamo`` (and with it SymPy and Triton, ~1 s and ~900 modules) at ``import focalkit``
+    time on machines that never compile anything. The decorator only sets this attribute, which is
+    what dynamo reads, so we set it directly.
+    """
+    fn._dynamo_marked_constant = True  # type: ignore[attr-defined]
+    return fn
+
+
+def storage_use_count(t: Tensor) -> int:
+    """How many references hold ``t``'s storage (tensors and views sharing it included).
+
+    The temporary storage object made for this call counts as one: a tensor that alone holds its
+    storage gives 2.
+
+    PyTorch has no public call for this; ``sys.getrefcount`` counts Python references to one
+    tensor object, not the owners of its storage. The CPU kernel's gradient pool uses it to reuse
+    a buffer only when nothing else holds it.
+    """
+    return int(torch._C._storage_Use_Count(t.untyped_storage()._cdata))

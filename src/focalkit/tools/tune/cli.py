@@ -1,0 +1,171 @@
+"""``focalkit tune``: choose gamma and alpha by cross-validation (Optuna), resumable and parallel.
+
+Registered in :mod:`focalkit.tools.cli`; optuna, matplotlib and the experiments are imported only when
+the command runs. See ``docs/tune.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+__all__ = ["tune_command"]
+
+
+def _study_name(data: str, metric: str) -> str:
+    base = data if data in ("dense", "digits") else Path(data).stem
+    return f"{base}-{metric}"
+
+
+def _trial_line(metric: str, n_trials: int) -> Any:
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+
+    def callback(study: Any, trial: Any) -> None:
+        ua = trial.user_attrs
+        ref = ua.get("focalkit_reference")
+        if ref:
+            what = {"ce": "cross-entropy", "balanced_ce": "alpha-balanced CE"}[ref]
+        else:
+            p = ua.get("focalkit_alpha_param")
+            a = "alpha off" if p is None else (
+                f"alpha={p:.3f}" if not isinstance(ua.get("focalkit_alpha"), list) else f"alpha power={p:.3f}"
+            )
+            what = f"gamma={ua.get('focalkit_gamma', 0.0):.3f} {a}"
+        state = trial.state.name.lower()
+        if trial.state.name == "COMPLETE":
+            score = f"{metric}={trial.value:.4f}"
+        elif trial.intermediate_values:
+            score = f"{metric}={trial.intermediate_values[max(trial.intermediate_values)]:.4f} (last report)"
+        else:
+            score = ""
+        dur = ua.get("focalkit_duration_s")
+        t = "" if dur is None else f" [{dur:.1f} s]"
+        done = sum(
+            tr.state.name in ("COMPLETE", "PRUNED")
+            or (tr.state.name == "FAIL" and tr.user_attrs.get("focalkit_fail") == "nonfinite")
+            for tr in study.get_trials(deepcopy=False)
+        )
+        console.print(f"[{done:>3}/{n_trials}] trial {trial.number:>3} {state:<8} {what:<32} "
+                      f"{score}{t}")
+
+    return callback
+
+
+def _table(result: Any, k: int) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    from focalkit.tools.tune.api import _fmt, _pm
+
+    def alpha_cell(t: Any) -> str:  # the per-class vector is in the JSON and HTML reports
+        if t.alpha is None:
+            return "off"
+        return f"s={t.alpha_param:.3g}" if isinstance(t.alpha, list) else f"{t.alpha:.3g}"
+
+    table = Table(title=f"top {k} trials ({result.metric}, mean +- std over folds)",
+                  box=box.SIMPLE_HEAD)
+    for col in ("rank", "trial", "loss", "gamma", "alpha", result.metric, "per fold"):
+        table.add_column(col, justify="left" if col in ("loss", "alpha", "per fold") else "right",
+                         no_wrap=col != "per fold")
+    for i, t in enumerate(result.top(k)):
+        table.add_row(str(i + 1), str(t.number), t.label if t.reference else "focal",
+                      _fmt(t.gamma), alpha_cell(t), _pm(t.value, t.std),
+                      " ".join(f"{s:.3f}" for s in t.fold_scores))
+    for t in result.references.values():
+        if t not in result.top(k):
+            table.add_row("-", str(t.number), t.label, _fmt(t.gamma), alpha_cell(t),
+                          _pm(t.value, t.std), " ".join(f"{s:.3f}" for s in t.fold_scores))
+    return table
+
+
+def tune_command(
+    data: str = typer.Argument("dense", help="'dense', 'digits', or a .csv/.npz file (as focalkit compare)."),
+    target: Optional[str] = typer.Option(None, help="CSV label column."),
+    metric: str = typer.Option("ap", help="ap | f1 | balanced_accuracy (maximized) | ece (minimized); mean over folds."),
+    folds: int = typer.Option(5, "--folds", "-k", help="Stratified folds."),
+    n_trials: int = typer.Option(30, "--n-trials", "-n", help="Finished trials wanted in the study, earlier runs included (2 are the CE references)."),
+    storage: str = typer.Option("sqlite:///tune.db", help="Optuna RDB URL: sqlite:///FILE or postgresql://user:pw@host/db."),
+    study: Optional[str] = typer.Option(None, help="Study name (default: DATA-METRIC)."),
+    workers: int = typer.Option(1, "--workers", "-j", help="Processes on this machine against the same storage."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs per fold (default: the task's, as compare)."),
+    seed: int = typer.Option(0, help="Model init, batch order and sampler seed."),
+    data_seed: int = typer.Option(0, help="Seed of the built-in data and of the folds."),
+    gamma_min: float = typer.Option(0.0, help="Lower bound of gamma."),
+    gamma_max: float = typer.Option(5.0, help="Upper bound of gamma."),
+    alpha_min: Optional[float] = typer.Option(None, help="Lower bound of alpha (binary/dense; default 0.05) or of the class-weight power s (multi-class; default 0)."),
+    alpha_max: Optional[float] = typer.Option(None, help="Upper bound of alpha (binary/dense; default 0.95) or of the class-weight power s (multi-class; default 1)."),
+    prune: bool = typer.Option(True, "--prune/--no-prune", help="Median pruner on per-epoch validation scores."),
+    timeout: Optional[float] = typer.Option(None, help="Start no new trial after this many seconds."),
+    out: Path = typer.Option(Path("."), help="Folder for STUDY.json, STUDY.png and STUDY.html."),
+    top: int = typer.Option(10, help="Rows of the top-trials table."),
+    report_only: bool = typer.Option(False, "--report-only", help="Run no trial: report the study as it is."),
+) -> None:
+    """Tune focal loss's gamma and alpha by k-fold cross-validation (Optuna TPE + median pruner).
+
+    Ctrl-C or a kill loses at most the running trial: run the same command again to resume.
+    More machines: run the same command with a shared PostgreSQL --storage.
+    """
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    try:
+        import optuna  # noqa: F401
+        import matplotlib  # noqa: F401
+
+        from focalkit.tools.tune import api as tuning
+    except ImportError as e:
+        err.print(f"[red]error:[/red] focalkit tune needs the 'tune' extra ({e.name} is missing): "
+                  "pip install 'focalkit[tune]'")
+        raise typer.Exit(2) from None
+
+    name = study or _study_name(data, metric)
+    kwargs: dict[str, Any] = dict(
+        n_trials=n_trials, storage=storage, study=name, gamma_range=(gamma_min, gamma_max),
+        timeout=timeout, prune=prune,
+    )
+    # Ctrl-C reaches every worker; a plain kill (SIGTERM) of this process is handled the same way.
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        if report_only:
+            result = tuning.load_study(storage, name)
+        else:
+            err.print(f"tuning {data!r}: study {name!r} in {storage}, {n_trials} trials, "
+                      f"{folds} folds, {workers} worker(s)")
+            result = tuning.tune_data(
+                data, target=target, metric=metric, folds=folds, epochs=epochs, data_seed=data_seed,
+                seed=seed, workers=workers, alpha_bounds=(alpha_min, alpha_max),
+                callbacks=[_trial_line(metric, n_trials)], **kwargs,
+            )
+    except KeyboardInterrupt:
+        err.print("\n[yellow]interrupted[/yellow]: finished trials are saved in "
+                  f"{storage} (study {name!r}); run the same command again to resume.")
+        raise typer.Exit(130) from None
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2 if not isinstance(e, RuntimeError) else 1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    console.print(result.summary())
+    if result.best is not None:
+        console.print(_table(result, top))
+        out.mkdir(parents=True, exist_ok=True)
+        stem = out / name.replace(os.sep, "_")
+        result.to_json(f"{stem}.json")
+        result.plot(f"{stem}.png")
+        result.to_html(f"{stem}.html")
+        console.print(f"wrote {stem}.json, {stem}.png, {stem}.html")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    _app.command("tune")(tune_command)
+    _app(sys.argv[1:])

@@ -5,9 +5,11 @@
     >>> loss = fk.softmax_focal_loss(logits, torch.randint(0, 5, (16,)), gamma=2.0)
     >>> loss.backward()
 
-The core imports only torch and numpy. The tools (``focalkit`` CLI, plots, experiments, tuning)
-need the optional extras.
+The core imports only torch and numpy. The tools (:mod:`focalkit.tools`: the ``focalkit`` CLI, explain,
+compare, tune) need the optional extras.
 """
+
+from typing import Any
 
 from focalkit.backends import available_backends, get_backend, set_backend, use_backend
 from focalkit.distributed import num_positives
@@ -18,12 +20,19 @@ from focalkit.weights import class_weights, prior_bias
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):  # lazy tools: their extras are imported on first use only
-    if name == "tune":  # focalkit.tools.tune.api.tune, needs the 'tune' extra (optuna)
-        from focalkit.tools.tune.api import tune
+def __getattr__(name: str) -> Any:
+    """The tools exported on the package (``fk.tune``), loaded on first use.
 
-        return tune
+    The core never imports a tool: a tool offers such a name through the ``focalkit.tools`` entry
+    point group of the installed distribution (see pyproject.toml), so its extras (optuna for
+    ``fk.tune``) are imported only when the name is used.
+    """
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="focalkit.tools", name=name):
+        return ep.load()
     raise AttributeError(f"module 'focalkit' has no attribute {name!r}")
+
 
 __all__ = [
     "FocalLoss",

@@ -39,16 +39,55 @@ def check_reduction(reduction: Any) -> None:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
-def check_gamma(gamma: Any) -> float:
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
-        if isinstance(gamma, Tensor) and gamma.numel() == 1 and not gamma.requires_grad:
-            gamma = float(gamma)
-        else:
-            raise TypeError(f"gamma must be a real number, got {type(gamma).__name__}")
-    gamma = float(gamma)
-    if not gamma >= 0.0 or gamma == float("inf"):  # also rejects NaN
-        raise ValueError(f"gamma must be a finite number >= 0, got {gamma}")
-    return gamma
+def check_real(name: str, value: Any) -> float:
+    """A finite real number (a Python/NumPy number or a one-element tensor), as a float."""
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.requires_grad and not value.is_complex():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if v != v or v in (float("inf"), float("-inf")):
+        raise ValueError(f"{name} must be a finite number, got {v}")
+    return v
+
+
+def check_gamma(gamma: Any, name: str = "gamma", *, maximum: float | None = None) -> float:
+    """The focusing parameter: a finite number >= 0 (and <= ``maximum`` when given)."""
+    if isinstance(gamma, bool) or not isinstance(gamma, (numbers.Real, Tensor)):
+        raise TypeError(f"{name} must be a real number, got {type(gamma).__name__}")
+    try:
+        g = check_real(name, gamma)
+    except ValueError:
+        raise ValueError(f"{name} must be a finite number >= 0, got {float(gamma)}") from None
+    if g < 0 or (maximum is not None and g > maximum):
+        bound = f"in [0, {maximum:g}]" if maximum is not None else "a finite number >= 0"
+        raise ValueError(f"{name} must be {bound}, got {g}")
+    return g
+
+
+def check_alpha_scalar(alpha: Any, name: str = "alpha") -> float:
+    """A scalar alpha, the weight of positives: a number in [0, 1]."""
+    a = check_real(name, alpha)
+    if not 0.0 <= a <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1] (the weight of positives), got {a}")
+    return a
+
+
+def check_probability(name: str, p: Any) -> float:
+    """A probability strictly between 0 and 1."""
+    v = check_real(name, p)
+    if not 0.0 < v < 1.0:
+        raise ValueError(f"{name} must be strictly between 0 and 1, got {v}")
+    return v
+
+
+def check_count(name: str, n: Any) -> int:
+    """A count: an int >= 0."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
+    if n < 0:
+        raise ValueError(f"{name} must be >= 0, got {n}")
+    return int(n)
 
 
 def check_label_smoothing(label_smoothing: Any) -> float:
@@ -120,11 +159,12 @@ def _alpha_tensor(alpha: Any, name: str = "alpha") -> Tensor:
         return alpha
     if isinstance(alpha, (Sequence,)) and not isinstance(alpha, str):
         try:
-            return torch.tensor([float(a) for a in alpha], dtype=torch.float32)
+            # float64: converted to the logits' compute dtype where it is used (float64 stays exact)
+            return torch.tensor([float(a) for a in alpha], dtype=torch.float64)
         except (TypeError, ValueError):
             raise TypeError(f"{name} must be a sequence of numbers") from None
     if hasattr(alpha, "__array__"):
-        return torch.as_tensor(alpha, dtype=torch.float32)
+        return torch.as_tensor(alpha, dtype=torch.float64)
     raise TypeError(f"{name} must be None, a float, a sequence or a tensor, got {type(alpha).__name__}")
 
 
@@ -136,10 +176,7 @@ def check_sigmoid_alpha(alpha: Any, logits: Tensor, validate_args: bool) -> floa
     if alpha is None:
         return None
     if isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
-        a = float(alpha)
-        if not 0.0 <= a <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1] (the weight of positives), got {a}")
-        return a
+        return check_alpha_scalar(alpha)
     if isinstance(alpha, bool):
         raise TypeError("alpha must be None, a float in [0, 1] or a tensor, got bool")
     a_t = _alpha_tensor(alpha)

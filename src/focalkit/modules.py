@@ -52,7 +52,10 @@ class _FocalBase(nn.Module):
             self.register_buffer("alpha", None)
         else:
             self.alpha_value = None
-            self.register_buffer("alpha", V._alpha_tensor(alpha).clone())
+            a = V._alpha_tensor(alpha)
+            if not isinstance(alpha, Tensor):  # a list: a buffer in the default dtype, as parameters are
+                a = a.to(torch.get_default_dtype())  # (module.double() makes it float64)
+            self.register_buffer("alpha", a.clone())
 
 
     def forward(

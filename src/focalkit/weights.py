@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["class_weights", "prior_bias"]
+__all__ = ["class_weights", "inverse_power_weights", "prior_bias"]
 
 _METHODS = ("inverse", "inverse_sqrt", "effective_number")
 
@@ -64,15 +64,30 @@ def class_weights(
             "that never occurs is undefined; drop the class or give it a count"
         )
     if method == "inverse":
-        w = 1.0 / n
+        w = inverse_power_weights(n, 1.0)
     elif method == "inverse_sqrt":
-        w = 1.0 / np.sqrt(n)
+        w = inverse_power_weights(n, 0.5)
     else:
         if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0.0 <= beta < 1.0:
             raise ValueError(f"beta must be in [0, 1), got {beta!r}")
         w = (1.0 - beta) / (1.0 - np.power(beta, n))
-    w = w * (n.size / w.sum())
+        w = w * (n.size / w.sum())
     return torch.as_tensor(w, dtype=torch.float32)
+
+
+def inverse_power_weights(counts: np.ndarray, power: float) -> np.ndarray:
+    r"""Float64 weights :math:`w_c = C\, n_c^{-s} / \sum_{c'} n_{c'}^{-s}` (they sum to C).
+
+    ``power`` s = 1 is :func:`class_weights`' ``"inverse"``, 0.5 its ``"inverse_sqrt"``, 0 uniform
+    weights; ``focalkit tune`` searches s. ``counts`` must be positive (not checked here).
+
+    Example:
+        >>> import numpy as np
+        >>> inverse_power_weights(np.array([900.0, 90.0, 10.0]), 1.0).round(4).tolist()
+        [0.0297, 0.297, 2.6733]
+    """
+    w = np.asarray(counts, dtype=np.float64) ** (-float(power))
+    return w * (w.size / w.sum())
 
 
 def prior_bias(pi: float = 0.01) -> float:

@@ -282,3 +282,14 @@ def test_reduction_none_backward_with_nonuniform_upstream_gradient():
 
     _close(_grad(sm, x), R.softmax_focal_grad(x, y, reduction="none", grad_output=up), rtol=1e-4, atol=1e-7)
     _close(_grad(sg, x), R.sigmoid_focal_grad(x, y, reduction="none", grad_output=up4), rtol=1e-4, atol=1e-7)
+
+
+def test_list_alpha_keeps_float64_precision():
+    """Issue 10: a Python-list alpha is converted to the logits' compute dtype, not float32."""
+    g = torch.Generator().manual_seed(10)
+    x = torch.randn(64, 5, dtype=torch.float64, generator=g) * 3
+    y = torch.randint(0, 5, (64,), generator=g)
+    a = [0.3, 1, 2, 0.5, 1.5]
+    out = fk.softmax_focal_loss(x, y, alpha=a, gamma=0, reduction="sum")
+    ref = F.cross_entropy(x, y, weight=torch.tensor(a, dtype=torch.float64), reduction="sum")
+    torch.testing.assert_close(out, ref, rtol=1e-14, atol=1e-13)

@@ -43,6 +43,8 @@ import os
 import torch
 from torch import Tensor
 
+from focalkit import _validation as V
+
 try:  # Triton is an optional extra (``pip install focalkit[triton]``)
     import triton
     import triton.language as tl
@@ -434,12 +436,7 @@ def _check_targets(x: Tensor, targets: Tensor) -> None:
 
 
 def _check_common(gamma: float, label_smoothing: float) -> tuple[float, float]:
-    gamma, ls = float(gamma), float(label_smoothing)
-    if not gamma >= 0.0 or gamma == float("inf"):
-        raise ValueError(f"gamma must be a finite number >= 0, got {gamma}")
-    if not 0.0 <= ls <= 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1], got {ls}")
-    return gamma, ls
+    return V.check_gamma(gamma), V.check_label_smoothing(label_smoothing)
 
 
 def _finish(
@@ -508,7 +505,6 @@ def sigmoid_focal_fwd(
         if isinstance(alpha, Tensor):
             if alpha.numel() != 1:
                 raise TypeError("alpha must be a float or None for the Triton sigmoid kernel")
-            alpha = float(alpha)
         alpha = float(alpha)
     x = x.contiguous()
     targets = targets.contiguous()

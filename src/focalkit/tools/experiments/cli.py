@@ -87,7 +87,7 @@ def compare(
 
     from focalkit.tools.experiments.compare import CompareConfig, prepare, render_table, run_compare, write_json
     from focalkit.tools.experiments.data import DataError
-    from focalkit.tools.experiments.train import default_config, set_threads
+    from focalkit.tools.experiments.train import default_config
 
     console = Console(stderr=False)
     if not console.is_terminal:  # files and pipes get the whole table
@@ -138,7 +138,10 @@ def compare(
             fail(str(e))
         ds, specs, _, notes = prepared
         if not cfg.device.startswith("cuda"):
-            set_threads(ds.task)
+            # One intra-op thread per process: the models are too small to gain from more, waiting
+            # OpenMP threads slow a shared machine down several-fold, and the numbers stay the same
+            # whatever the number of cores (under torchrun: one thread per process).
+            torch.set_num_threads(1)
         if main and not quiet:
             console.print(f"[bold]{ds.description}[/]", highlight=False)
             console.print(

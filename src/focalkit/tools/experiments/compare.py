@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 import focalkit as fk
+from focalkit.tools._format import format_metric
 from focalkit.tools.experiments.data import Dataset, load_data, train_test_split
 from focalkit.tools.experiments.metrics import HIGHER_IS_BETTER, METRICS
 from focalkit.tools.experiments.train import (
@@ -55,7 +56,7 @@ METRIC_LABELS = {
     "brier": "Brier",
     "train_time": "time (s)",
 }
-DEFAULT_GAMMAS = (0.5, 1.0, 2.0, 5.0)
+COMPARE_GAMMAS = (0.5, 1.0, 2.0, 5.0)
 LOSS_KINDS = ("ce", "balanced_ce", "focal")
 
 
@@ -87,7 +88,7 @@ class CompareConfig:
     data_seed: int = 0
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     losses: list[str] = field(default_factory=lambda: list(LOSS_KINDS))
-    gammas: list[float] = field(default_factory=lambda: list(DEFAULT_GAMMAS))
+    gammas: list[float] = field(default_factory=lambda: list(COMPARE_GAMMAS))
     alpha: float | list[float] | str | None = None
     balanced_alpha: float | list[float] | None = None
     alpha_method: str = "inverse"
@@ -254,11 +255,7 @@ def headline(summary: dict[str, dict[str, dict[str, Any]]], losses: Sequence[Los
 
 
 def _fmt_value(metric: str) -> Callable[[float], str]:
-    if metric == "train_time":
-        return lambda v: f"{v:.1f}"
-    if metric in ("ece", "brier"):
-        return lambda v: f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.4f}"
-    return lambda v: f"{v:.3f}"
+    return lambda v: format_metric(metric, v)
 
 
 def render_table(result: dict[str, Any]):

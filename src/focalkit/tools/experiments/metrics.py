@@ -28,10 +28,14 @@ __all__ = [
     "evaluate",
     "class_scores",
     "METRICS",
+    "TUNABLE_METRICS",
     "HIGHER_IS_BETTER",
 ]
 
+#: Every metric that ``focalkit compare`` reports, in table order.
 METRICS = ("ap", "f1", "balanced_accuracy", "ece", "brier", "train_time")
+#: The metrics ``focalkit tune`` can optimise (a subset of METRICS: no time, and one calibration score).
+TUNABLE_METRICS = ("ap", "f1", "balanced_accuracy", "ece")
 HIGHER_IS_BETTER = {
     "ap": True,
     "f1": True,

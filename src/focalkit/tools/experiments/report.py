@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from focalkit.tools._format import format_metric
 from focalkit.tools.experiments.metrics import HIGHER_IS_BETTER, METRICS
 
 __all__ = ["render_html", "write_html", "figure_pr", "figure_loss", "figure_reliability"]
@@ -137,16 +138,6 @@ def figure_reliability(result: dict[str, Any]):
     return fig
 
 
-def _fmt(metric: str, v: float | None) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "n/a"
-    if metric == "train_time":
-        return f"{v:.1f}"
-    if metric in ("ece", "brier") and 0 < abs(v) < 1e-3:
-        return f"{v:.2e}"
-    return f"{v:.4f}" if metric in ("ece", "brier") else f"{v:.3f}"
-
-
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
@@ -176,7 +167,7 @@ def render_html(result: dict[str, Any]) -> str:
             if verd[m]["best"] == name:
                 cls = " class='best clear'" if verd[m]["clear"] else " class='best'"
             mark = " *" if verd[m]["best"] == name else ""
-            cells.append(f"<td{cls}>{_fmt(m, s['mean'])} ± {_fmt(m, s['std'])}{mark}</td>")
+            cells.append(f"<td{cls}>{format_metric(m, s['mean'])} ± {format_metric(m, s['std'])}{mark}</td>")
         rows.append(f"<tr><td>{e(name)}</td>{''.join(cells)}</tr>")
     per_class_rows = []
     for name in names:
@@ -186,7 +177,7 @@ def render_html(result: dict[str, Any]) -> str:
             mu = float(np.mean(aps)) if aps else None
             sd = float(np.std(aps, ddof=1)) if len(aps) > 1 else 0.0
             per_class_rows.append(
-                f"<tr><td>{e(name)}</td><td>{e(ds['class_names'][c])}</td><td>{_fmt('ap', mu)} ± {_fmt('ap', sd)}</td></tr>"
+                f"<tr><td>{e(name)}</td><td>{e(ds['class_names'][c])}</td><td>{format_metric('ap', mu)} ± {format_metric('ap', sd)}</td></tr>"
             )
     verdict_items = "".join(
         f"<li><b>{e(labels[m])}</b>: {e(verd[m]['text'])}</li>" for m in METRICS

@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 import focalkit as fk
+from focalkit import _validation as V
 from focalkit.tools.experiments.data import Dataset, class_counts
 from focalkit.tools.experiments.metrics import evaluate
 from focalkit.tools.experiments.models import build_model, init_prior_bias, model_signature
@@ -36,7 +37,6 @@ __all__ = [
     "predict_proba",
     "save_checkpoint",
     "load_checkpoint",
-    "set_threads",
 ]
 
 CHECKPOINT_FORMAT = "focalkit-compare-v1"
@@ -71,10 +71,7 @@ class LossSpec:
     def __post_init__(self) -> None:
         if self.kind not in ("ce", "balanced_ce", "focal"):
             raise ValueError(f"kind must be 'ce', 'balanced_ce' or 'focal', got {self.kind!r}")
-        if isinstance(self.gamma, bool) or not isinstance(self.gamma, (int, float)):
-            raise TypeError(f"gamma must be a number, got {type(self.gamma).__name__}")
-        if not math.isfinite(self.gamma) or self.gamma < 0:
-            raise ValueError(f"gamma must be finite and >= 0, got {self.gamma}")
+        self.gamma = V.check_gamma(self.gamma)
         if self.kind != "focal" and self.gamma != 0:
             raise ValueError(f"gamma applies to kind='focal' only, got gamma={self.gamma} for {self.kind!r}")
         if self.kind == "ce" and self.alpha not in (None, "off"):
@@ -85,9 +82,7 @@ class LossSpec:
                 raise ValueError(f"alpha must be a number, a list, None or 'off', got {a!r}")
         elif a is not None:
             if isinstance(a, (int, float)) and not isinstance(a, bool):
-                if not 0.0 <= a <= 1.0:
-                    raise ValueError(f"alpha (sigmoid positive weight) must be in [0, 1], got {a}")
-                self.alpha = float(a)
+                self.alpha = V.check_alpha_scalar(a)
             elif isinstance(a, (list, tuple, np.ndarray, Tensor)):
                 vals = [float(v) for v in (a.tolist() if hasattr(a, "tolist") else a)]
                 if not vals or any(not math.isfinite(v) or v < 0 for v in vals):
@@ -143,19 +138,6 @@ def default_config(ds: Dataset) -> TrainConfig:
     if ds.task == "dense":
         return TrainConfig(epochs=15, batch_size=32, lr=2e-3)
     return TrainConfig(epochs=60, batch_size=64, lr=1e-3)
-
-
-def set_threads(task: str = "dense") -> int:
-    """Use one torch intra-op thread per process for training ``task``'s small models; returns 1.
-
-    The models are too small to gain much from more threads (the dense FCN trains about 25 %
-    faster on 2 threads of an idle machine), and on a shared machine OpenMP threads that wait for
-    each other can slow training down several-fold; one thread also gives the same numbers whatever
-    the number of cores. Under torchrun each process gets one thread.
-    """
-    del task
-    torch.set_num_threads(1)
-    return 1
 
 
 # ----------------------------------------------------------------------------- loss

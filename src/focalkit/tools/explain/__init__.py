@@ -12,7 +12,7 @@
 
 from focalkit.tools.explain.api import (
     DEFAULT_CASES,
-    DEFAULT_GAMMAS,
+    FIGURE_GAMMAS,
     CaseRow,
     CurveData,
     ShareRow,
@@ -25,7 +25,7 @@ from focalkit.tools.explain.api import (
 
 __all__ = [
     "DEFAULT_CASES",
-    "DEFAULT_GAMMAS",
+    "FIGURE_GAMMAS",
     "CaseRow",
     "CurveData",
     "ShareRow",

@@ -25,11 +25,12 @@ from typing import Any, Sequence
 
 import torch
 
+from focalkit import _validation as V
 from focalkit.functional import sigmoid_focal_loss
 
 __all__ = [
     "DEFAULT_CASES",
-    "DEFAULT_GAMMAS",
+    "FIGURE_GAMMAS",
     "CaseRow",
     "CurveData",
     "ShareRow",
@@ -48,42 +49,14 @@ DEFAULT_CASES: tuple[tuple[str, float, float], ...] = (
     ("hard negative", 0.9, 0.0),
 )
 #: The gammas of the paper's Figure 1.
-DEFAULT_GAMMAS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0)
+FIGURE_GAMMAS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0)
 
 _DT = torch.float64
 
 
 # --------------------------------------------------------------------------- validation
-def _check_real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _check_gamma(gamma: Any, name: str = "gamma") -> float:
-    gamma = _check_real(name, gamma)
-    if gamma < 0:
-        raise ValueError(f"{name} must be >= 0, got {gamma}")
-    return gamma
-
-
 def _check_alpha(alpha: Any) -> float | None:
-    if alpha is None:
-        return None
-    alpha = _check_real("alpha", alpha)
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1] or None, got {alpha}")
-    return alpha
-
-
-def _check_prob(name: str, p: Any) -> float:
-    p = _check_real(name, p)
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"{name} must be strictly between 0 and 1, got {p}")
-    return p
+    return None if alpha is None else V.check_alpha_scalar(alpha)
 
 
 def _check_gammas(gammas: Any) -> tuple[float, ...]:
@@ -91,7 +64,7 @@ def _check_gammas(gammas: Any) -> tuple[float, ...]:
         raise TypeError(f"gammas must be a sequence of numbers, got {type(gammas).__name__}")
     if len(gammas) == 0:
         raise ValueError("gammas must not be empty")
-    return tuple(_check_gamma(g, "gammas") for g in gammas)
+    return tuple(V.check_gamma(g, "gammas") for g in gammas)
 
 
 def _logit(p: torch.Tensor) -> torch.Tensor:
@@ -177,7 +150,7 @@ def explain_table(
         >>> round(t.rows[0].modulating, 4), round(t.rows[0].ratio, 2)
         (0.09, 44.44)
     """
-    gamma = _check_gamma(gamma)
+    gamma = V.check_gamma(gamma)
     alpha = _check_alpha(alpha)
     cases = DEFAULT_CASES if cases is None else cases
     if isinstance(cases, (str, bytes)) or not isinstance(cases, Sequence):
@@ -189,8 +162,8 @@ def explain_table(
         if not isinstance(case, (tuple, list)) or len(case) != 3:
             raise TypeError(f"cases[{i}] must be a (name, p, y) triple, got {case!r}")
         name, p, y = case
-        ps.append(_check_prob(f"cases[{i}] p", p))
-        y = _check_real(f"cases[{i}] y", y)
+        ps.append(V.check_probability(f"cases[{i}] p", p))
+        y = V.check_real(f"cases[{i}] y", y)
         if not 0.0 <= y <= 1.0:
             raise ValueError(f"cases[{i}] y must be in [0, 1], got {y}")
         ys.append(y)
@@ -251,14 +224,6 @@ class SharesResult:
         return d
 
 
-def _check_count(name: str, n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
-    if n < 0:
-        raise ValueError(f"{name} must be >= 0, got {n}")
-    return n
-
-
 def explain_shares(
     negatives: int = 1_000_000,
     p_negative: float = 0.99,
@@ -291,12 +256,12 @@ def explain_shares(
         >>> [round(r.positive_share, 4) for r in s.rows]
         [0.0046, 0.0015, 0.9374]
     """
-    negatives = _check_count("negatives", negatives)
-    positives = _check_count("positives", positives)
+    negatives = V.check_count("negatives", negatives)
+    positives = V.check_count("positives", positives)
     if negatives + positives == 0:
         raise ValueError("negatives and positives must not both be 0")
-    p_negative = _check_prob("p_negative", p_negative)
-    p_positive = _check_prob("p_positive", p_positive)
+    p_negative = V.check_probability("p_negative", p_negative)
+    p_positive = V.check_probability("p_positive", p_positive)
     gammas = _check_gammas(gammas)
     alpha = _check_alpha(alpha)
     # one logit per group: the negatives' probability of being positive is 1 - p_negative
@@ -338,7 +303,7 @@ class CurveData:
 
 
 def explain_curves(
-    gammas: Sequence[float] = DEFAULT_GAMMAS,
+    gammas: Sequence[float] = FIGURE_GAMMAS,
     alpha: float | None = None,
     points: int = 400,
     p_min: float = 1e-3,
@@ -373,8 +338,8 @@ def explain_curves(
         raise TypeError(f"points must be an int, got {type(points).__name__}")
     if points < 2:
         raise ValueError(f"points must be >= 2, got {points}")
-    p_min = _check_prob("p_min", p_min)
-    p_max = _check_prob("p_max", p_max)
+    p_min = V.check_probability("p_min", p_min)
+    p_max = V.check_probability("p_max", p_max)
     if not p_min < p_max:
         raise ValueError(f"p_min must be < p_max, got {p_min} and {p_max}")
     p_t = torch.linspace(p_min, p_max, points, dtype=_DT)

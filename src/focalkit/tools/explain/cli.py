@@ -14,6 +14,7 @@ from typing import Any, List, Optional
 
 import typer
 
+from focalkit.tools._format import format_number
 from focalkit.tools.explain import api as ex
 
 __all__ = ["demo", "explain_app"]
@@ -41,14 +42,9 @@ def _print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, allow_nan=False))
 
 
-def _fmt(v: float | None, digits: int = 4) -> str:
-    if v is None or (isinstance(v, float) and math.isinf(v)):
-        return "inf"
-    if v == 0:
-        return "0"
-    if abs(v) >= 1e4 or abs(v) < 1e-3:
-        return f"{v:.{digits - 1}e}"
-    return f"{v:.{digits}g}"
+def _fmt(v: float | None) -> str:
+    """A table cell: :func:`~focalkit.tools._format.format_number`; None is an infinite ratio."""
+    return format_number(v, missing="inf")
 
 
 def _share(s: float) -> str:
@@ -233,7 +229,7 @@ def curves_command(
 
         focalkit explain curves --gamma 0,2,5 -o curves.pdf --json
     """
-    gammas = _gammas(gamma, more_gammas, ex.DEFAULT_GAMMAS)
+    gammas = _gammas(gamma, more_gammas, ex.FIGURE_GAMMAS)
     from focalkit.tools.explain.plots import save_curves
 
     data = _run(ex.explain_curves, gammas=gammas, alpha=alpha, points=points)

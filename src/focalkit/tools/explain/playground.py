@@ -17,7 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from focalkit.tools.explain.api import DEFAULT_CASES, DEFAULT_GAMMAS, _check_alpha, _check_count, _check_prob
+from focalkit import _validation as V
+from focalkit.tools.explain.api import DEFAULT_CASES, FIGURE_GAMMAS, _check_alpha
 
 __all__ = ["GAMMA_STEP", "ALPHA_STEP", "playground_html", "write_playground"]
 
@@ -54,13 +55,10 @@ def playground_html(
         >>> html.startswith("<!DOCTYPE html>") and "<script src" not in html
         True
     """
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
-        raise TypeError(f"gamma must be a real number, got {type(gamma).__name__}")
-    if not (math.isfinite(gamma) and 0.0 <= gamma <= 10.0):
-        raise ValueError(f"gamma must be in [0, 10], got {gamma}")
+    gamma = V.check_gamma(gamma, maximum=10.0)
     alpha = _check_alpha(alpha)
-    negatives = _check_count("negatives", negatives)
-    positives = _check_count("positives", positives)
+    negatives = V.check_count("negatives", negatives)
+    positives = V.check_count("positives", positives)
     if negatives + positives == 0:
         raise ValueError("negatives and positives must not both be 0")
     from focalkit import __version__
@@ -72,9 +70,9 @@ def playground_html(
         "gamma_max": max(5.0, math.ceil(gamma)),
         "alpha": None if alpha is None else round(round(alpha / ALPHA_STEP) * ALPHA_STEP, 10),
         "cases": [list(c) for c in DEFAULT_CASES],
-        "shares": {"negatives": negatives, "p_negative": _check_prob("p_negative", p_negative),
-                   "positives": positives, "p_positive": _check_prob("p_positive", p_positive)},
-        "reference_gammas": list(DEFAULT_GAMMAS),
+        "shares": {"negatives": negatives, "p_negative": V.check_probability("p_negative", p_negative),
+                   "positives": positives, "p_positive": V.check_probability("p_positive", p_positive)},
+        "reference_gammas": list(FIGURE_GAMMAS),
     }
     blob = json.dumps(config, allow_nan=False).replace("</", "<\\/")
     html, n = _MARK.subn(lambda _: blob, _template(), count=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from focalkit.tools.explain.api import DEFAULT_GAMMAS, CurveData, explain_curves
+from focalkit.tools.explain.api import FIGURE_GAMMAS, CurveData, explain_curves
 
 __all__ = ["FIGURE_FORMATS", "curves_figure", "save_curves"]
 
@@ -64,7 +64,7 @@ def curves_figure(data: CurveData) -> Any:
 
 def save_curves(
     path: str | Path,
-    gammas: Sequence[float] = DEFAULT_GAMMAS,
+    gammas: Sequence[float] = FIGURE_GAMMAS,
     alpha: float | None = None,
     points: int = 400,
     dpi: int = 120,

@@ -57,6 +57,10 @@ from typing import Any
 
 import numpy as np
 
+from focalkit.tools._format import format_number, format_pm
+from focalkit.tools.experiments.metrics import TUNABLE_METRICS
+from focalkit.weights import inverse_power_weights
+
 __all__ = [
     "DEFAULT_STORAGE",
     "TrialSummary",
@@ -170,17 +174,17 @@ class TuneResult:
             lines.append("no trial completed yet")
             return "\n".join(lines)
         b = self.best
-        lines.append(f"best: {b.label} (trial {b.number}): {self.metric} = {_pm(b.value, b.std)}")
+        lines.append(f"best: {b.label} (trial {b.number}): {self.metric} = {format_pm(b.value, b.std)}")
         if self.best_reference is not None and self.improvement is not None:
             r = self.best_reference
-            lines.append(f"best cross-entropy reference: {r.label}: {_pm(r.value, r.std)}")
+            lines.append(f"best cross-entropy reference: {r.label}: {format_pm(r.value, r.std)}")
             if b.number == r.number:
                 lines.append("no focal loss setting beat the cross-entropy references")
             else:
                 verdict = "larger" if self.exceeds_spread else "NOT larger"
                 lines.append(
                     f"improvement over it: {self.improvement:+.4g} ({verdict} than the fold-to-fold "
-                    f"spread {_fmt(self.spread)}; paired per-fold std {_fmt(self.paired_std)})"
+                    f"spread {format_number(self.spread)}; paired per-fold std {format_number(self.paired_std)})"
                 )
         return "\n".join(lines)
 
@@ -196,14 +200,6 @@ class TuneResult:
     def to_html(self, path: str | os.PathLike[str]) -> None:
         """A self-contained HTML report: summary, the plot (inline SVG) and the top trials."""
         _write_html(self, path)
-
-
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4g}"
-
-
-def _pm(value: float | None, std: float | None) -> str:
-    return _fmt(value) if std is None else f"{_fmt(value)} +- {_fmt(std)}"
 
 
 def _jsonable(obj: Any) -> Any:
@@ -292,8 +288,7 @@ def class_power_alpha(class_counts: Sequence[float], power: float) -> list[float
         raise ValueError("class_counts must hold at least two positive, finite counts")
     if not (isinstance(power, numbers.Real) and math.isfinite(power)):
         raise ValueError(f"power must be a finite number, got {power!r}")
-    w = n ** (-float(power))
-    return (w * (n.size / w.sum())).tolist()
+    return inverse_power_weights(n, float(power)).tolist()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1044,9 +1039,9 @@ def _plot(result: TuneResult, path: Any, ax: Any = None) -> Any:
     b = result.best
     if b is not None and b.reference is None:
         ax.scatter([b.gamma], [b.alpha_param], marker="*", s=260, color="red", edgecolors="black",
-                   zorder=4, label=f"best: {_pm(b.value, b.std)}", clip_on=False)
+                   zorder=4, label=f"best: {format_pm(b.value, b.std)}", clip_on=False)
     for name, t in result.references.items():
-        label = f"{t.label}: {_pm(t.value, t.std)}"
+        label = f"{t.label}: {format_pm(t.value, t.std)}"
         if name == "balanced_ce" and t.alpha_param is not None:
             ax.scatter([0.0], [t.alpha_param], marker="D", s=60, color="orange",
                        edgecolors="black", zorder=4, label=label, clip_on=False)
@@ -1072,7 +1067,7 @@ def _write_html(result: TuneResult, path: Any) -> None:
     svg = svg[svg.find("<svg"):]
     rows = "\n".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
-            i + 1, t.number, t.label, _fmt(t.gamma), _alpha_cell(t), _pm(t.value, t.std),
+            i + 1, t.number, t.label, format_number(t.gamma), _alpha_cell(t), format_pm(t.value, t.std),
             " ".join(f"{s:.4g}" for s in t.fold_scores),
         )) + "</tr>"
         for i, t in enumerate(result.top(20))
@@ -1099,15 +1094,15 @@ def _alpha_cell(t: TrialSummary) -> str:
     if t.alpha is None:
         return "off"
     if isinstance(t.alpha, list):
-        return "s=" + _fmt(t.alpha_param) + " [" + ", ".join(f"{a:.3g}" for a in t.alpha) + "]"
-    return _fmt(t.alpha)
+        return "s=" + format_number(t.alpha_param) + " [" + ", ".join(f"{a:.3g}" for a in t.alpha) + "]"
+    return format_number(t.alpha)
 
 
 # --------------------------------------------------------------------------------------------
 # The built-in objective: focalkit compare's data and models
 # --------------------------------------------------------------------------------------------
 
-METRICS = ("ap", "f1", "balanced_accuracy", "ece")
+METRICS = TUNABLE_METRICS
 
 
 @dataclasses.dataclass

@@ -62,7 +62,7 @@ def _table(result: Any, k: int) -> Any:
     from rich import box
     from rich.table import Table
 
-    from focalkit.tools.tune.api import _fmt, _pm
+    from focalkit.tools._format import format_number as _fmt, format_pm as _pm
 
     def alpha_cell(t: Any) -> str:  # the per-class vector is in the JSON and HTML reports
         if t.alpha is None:

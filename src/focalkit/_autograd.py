@@ -47,9 +47,18 @@ def reduce_loss(loss: Tensor, count: Tensor, reduction: str, normalizer: Any) ->
 class FocalLossFunction(torch.autograd.Function):
     """Runs a kernel that returns ``(loss, count, grad)``; backward scales the saved gradient.
 
-    ``apply(x, kernel, kwargs, reduction, normalizer, per_position)``: ``kwargs`` are the kernel's
-    keyword arguments (targets included); ``per_position`` marks a loss with the class dimension
-    summed out (softmax), whose per-position incoming gradient is broadcast along dimension 1.
+    ``apply(x, kernel, kwargs, reduction, normalizer, per_position, recompute)``: ``kwargs`` are the
+    kernel's keyword arguments (targets included); ``per_position`` marks a loss with the class
+    dimension summed out (softmax), whose per-position incoming gradient is broadcast along
+    dimension 1; ``recompute(x)`` gives the same reduced loss as differentiable torch ops (the
+    composed path), used when backward itself must be differentiable.
+
+    * First order (the usual ``backward()``): d loss/dx = saved gradient x incoming gradient; for
+      float16 logits the kernels save the gradient in float32, and the product is cast to float16
+      only at the end, so a loss scale (``GradScaler``) keeps small gradients from flushing to 0.
+    * Higher order (``create_graph=True``: gradient penalties, meta-learning, Hessian-vector
+      products): backward recomputes the loss with ``recompute`` in float64 and differentiates it
+      with autograd, so the returned gradient is itself differentiable (exact second derivatives).
     """
 
     @staticmethod
@@ -61,6 +70,7 @@ class FocalLossFunction(torch.autograd.Function):
         reduction: str,
         normalizer: Any,
         per_position: bool,
+        recompute: Callable[[Tensor], Tensor],
     ) -> Tensor:
         reduce = reduction != "none"
         loss, count, grad = kernel(x, reduce=reduce, compute_grad=ctx.needs_input_grad[0], **kwargs)
@@ -70,28 +80,41 @@ class FocalLossFunction(torch.autograd.Function):
         ctx.reduce = reduce
         ctx.per_position = per_position
         ctx.den = den
+        ctx.x_dtype = x.dtype
+        ctx.recompute = recompute
         if grad is not None:
-            ctx.save_for_backward(grad)
+            ctx.save_for_backward(grad, x)  # x: no copy, only kept for a differentiable backward
         return loss
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        none = (None,) * 6
         if not ctx.needs_input_grad[0]:
-            return (None,) * 6
-        (grad,) = ctx.saved_tensors
+            return (None,) + none
+        grad, x = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: the gradient must be differentiable
+            return (_differentiable_grad(ctx.recompute, x, grad_out),) + none
         g = grad_out.float() if grad_out.dtype in (torch.float16, torch.bfloat16) else grad_out
         if ctx.den is not None:
             g = g / ctx.den
         if ctx.reduce and grad.device.type == "cpu" and not torch.compiler.is_compiling():
-            return _scale_saved_grad(ctx, grad, g), None, None, None, None, None
+            return (_scale_saved_grad(ctx, grad, g).to(ctx.x_dtype),) + none
         if not ctx.reduce and ctx.per_position:
             g = g.unsqueeze(1)
-        if grad.dtype in (torch.float16, torch.bfloat16):
-            gx = (grad.float() * g).to(grad.dtype)
-        else:
-            gx = grad * g.to(grad.dtype)
-        return gx, None, None, None, None, None
+        if grad.dtype == torch.float64:
+            gx = grad * g.to(torch.float64)
+        else:  # float32 product, then the logits' dtype
+            gx = (grad.float() * g.float()).to(ctx.x_dtype)
+        return (gx,) + none
+
+
+def _differentiable_grad(recompute: Callable[[Tensor], Tensor], x: Tensor, grad_out: Tensor) -> Tensor:
+    """d loss/dx as a differentiable function of x (and of grad_out), through the composed path."""
+    with torch.enable_grad():
+        xr = x if x.requires_grad else x.detach().requires_grad_()
+        loss = recompute(xr.double()).to(grad_out.dtype)
+        (gx,) = torch.autograd.grad(loss, xr, grad_out, create_graph=True)
+    return gx
 
 
 def _scale_saved_grad(ctx: Any, grad: Tensor, g: Tensor) -> Tensor:

@@ -12,7 +12,7 @@ from typing import Callable, TypeVar
 import torch
 from torch import Tensor
 
-__all__ = ["mark_trace_constant", "storage_use_count"]
+__all__ = ["assert_in_graph", "mark_trace_constant", "storage_use_count", "transforms_active"]
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -40,3 +40,28 @@ def storage_use_count(t: Tensor) -> int:
     a buffer only when nothing else holds it.
     """
     return int(torch._C._storage_Use_Count(t.untyped_storage()._cdata))
+
+
+def assert_in_graph(ok: Tensor, message: str) -> None:
+    """Fail with ``message`` when the 0-d bool tensor ``ok`` is False, as an op of the graph.
+
+    Used for value checks under ``torch.compile``, where reading a tensor's value on the host
+    (``bool(t)``, ``t.tolist()``) is data-dependent and breaks the graph. ``torch._assert_async``
+    is the op ``torch.compile`` traces for such a check (a RuntimeError on CPU, a device-side
+    assert on CUDA); PyTorch has no public spelling of it.
+    """
+    torch._assert_async(ok, message)
+
+
+def transforms_active() -> bool:
+    """Whether the call runs under a functorch transform (``torch.func.grad``, ``vmap``, ...) or
+    ``torch.jit.trace``: then the loss takes its composed path of plain torch ops, which both
+    support (the kernels' autograd Function computes its gradient in the forward pass).
+
+    ``torch.jit.is_tracing`` is public; the functorch query is not (``torch.func`` has no public
+    "am I inside a transform" call). Under ``torch.compile`` this is False: dynamo traces the
+    kernel path itself.
+    """
+    if torch.compiler.is_compiling():
+        return False
+    return bool(torch._C._are_functorch_transforms_active()) or torch.jit.is_tracing()

@@ -1,20 +1,38 @@
-"""Input checks shared by the functional API and the modules (one place, as in torchmetrics).
+"""Input checks shared by the functional API, the modules, the kernels' entry points and the tools.
 
-Shape, type and argument checks are cheap and always run. Checks that must read tensor values
-(target range, non-negative weights, alpha values held in a tensor) force a host sync on GPU; they
-run when ``validate_args=True`` (the default) and are skipped with ``validate_args=False``.
+One check per concept (as in torchmetrics). Shape, type and argument checks are cheap and always
+run. Checks that must read tensor values (target range, non-negative finite weights, alpha and
+normalizer values held in tensors) force a host sync on GPU; they run when ``validate_args=True``
+(the default) and are skipped with ``validate_args=False``. Under ``torch.compile`` they become
+assertions inside the graph (:func:`focalkit._torch_compat.assert_in_graph`): the same condition,
+a shorter message without the offending values, and no graph break.
 """
 
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 from torch import Tensor
 
+from focalkit._torch_compat import assert_in_graph
+
 REDUCTIONS = ("none", "mean", "sum")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# Integer types in which ignore_index (-100 by default) would wrap: compared after widening to int64.
+_NARROW_INTS = (torch.uint8, torch.int8, torch.int16)
+
+
+def _require(ok: Tensor, message: Any) -> None:
+    """Raise ``ValueError(message())`` when the 0-d bool tensor ``ok`` is False (one host sync).
+
+    Under ``torch.compile`` the check is an assertion in the graph instead (no graph break).
+    """
+    if torch.compiler.is_compiling():
+        assert_in_graph(ok, message(None))
+    elif not bool(ok):
+        raise ValueError(message(ok))
 
 
 def check_logits(logits: Any) -> None:
@@ -27,11 +45,19 @@ def check_logits(logits: Any) -> None:
         )
 
 
-def check_targets_type(targets: Any) -> None:
+def check_targets_type(targets: Any) -> Tensor:
+    """The targets tensor; narrow integer types (uint8, int8, int16) widened to int64.
+
+    ``ignore_index`` (-100 by default) cast to uint8 is 156: comparing in the narrow type would
+    silently drop class 156. Widening makes every comparison exact.
+    """
     if not isinstance(targets, Tensor):
         raise TypeError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
     if targets.is_complex():
         raise TypeError(f"targets must be a real tensor, got {targets.dtype}")
+    if targets.dtype in _NARROW_INTS:
+        targets = targets.long()
+    return targets
 
 
 def check_reduction(reduction: Any) -> None:
@@ -106,6 +132,8 @@ def check_ignore_index(ignore_index: Any, *, allow_none: bool) -> None:
         return
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"ignore_index must be an int or None, got {type(ignore_index).__name__}")
+    if not _INT64_MIN <= ignore_index <= _INT64_MAX:
+        raise ValueError(f"ignore_index must fit in int64 (the targets' type), got {ignore_index}")
 
 
 def check_normalizer(normalizer: Any, reduction: str, validate_args: bool) -> Any:
@@ -119,9 +147,16 @@ def check_normalizer(normalizer: Any, reduction: str, validate_args: bool) -> An
             raise ValueError(f"normalizer must be a number or a one-element tensor, got shape {tuple(normalizer.shape)}")
         if normalizer.is_complex():
             raise TypeError("normalizer must be real")
-        if validate_args and bool(normalizer < 0):
-            raise ValueError(f"normalizer must be >= 0, got {normalizer.item()}")
+        if normalizer.dtype == torch.bool:
+            raise TypeError("normalizer must be a number or a real tensor, got a bool tensor")
         normalizer = normalizer.reshape(())
+        if validate_args:
+            n_t = normalizer
+            _require(
+                torch.isfinite(n_t) & (n_t >= 0),
+                lambda ok: "normalizer must be a finite number >= 0"
+                + ("" if ok is None else f", got {n_t.item()}"),
+            )
         return torch.where(normalizer == 0, torch.ones_like(normalizer), normalizer)
     if isinstance(normalizer, bool) or not isinstance(normalizer, numbers.Real):
         raise TypeError(f"normalizer must be a number or a tensor, got {type(normalizer).__name__}")
@@ -147,8 +182,11 @@ def check_weight(weight: Any, loss_shape: torch.Size, validate_args: bool) -> Te
             f"weight of shape {tuple(weight.shape)} does not broadcast to the per-element loss "
             f"of shape {tuple(loss_shape)}"
         )
-    if validate_args and weight.numel() and bool((weight < 0).any() | weight.isnan().any()):
-        raise ValueError("weight must be non-negative (and not NaN)")
+    if validate_args and weight.numel():
+        _require(
+            ((weight >= 0) & torch.isfinite(weight)).all(),
+            lambda ok: "weight must be finite and non-negative (no NaN or inf)",
+        )
     return weight
 
 
@@ -191,8 +229,8 @@ def check_sigmoid_alpha(alpha: Any, logits: Tensor, validate_args: bool) -> floa
             f"alpha of shape {tuple(a_t.shape)} does not broadcast to the logits of shape "
             f"{tuple(logits.shape)} (a 1-D alpha must have length C = logits.shape[1])"
         )
-    if validate_args and a_t.numel() and bool(((a_t < 0) | (a_t > 1) | a_t.isnan()).any()):
-        raise ValueError("alpha values must be in [0, 1] (the weight of positives)")
+    if validate_args and a_t.numel():
+        _require(((a_t >= 0) & (a_t <= 1)).all(), lambda ok: "alpha values must be in [0, 1] (the weight of positives)")
     return a_t
 
 
@@ -211,52 +249,61 @@ def check_softmax_alpha(alpha: Any, num_classes: int, validate_args: bool) -> Te
         raise ValueError(
             f"alpha must have one weight per class, length C = {num_classes}, got shape {tuple(a_t.shape)}"
         )
-    if validate_args and bool(((a_t < 0) | ~torch.isfinite(a_t)).any()):
-        raise ValueError("alpha values must be finite and >= 0")
+    if validate_args:
+        _require(((a_t >= 0) & torch.isfinite(a_t)).all(), lambda ok: "alpha values must be finite and >= 0")
     return a_t
 
 
-@dataclass(frozen=True)
-class SigmoidTargets:
-    """How the sigmoid targets are to be read."""
+def _check_range(
+    t: Tensor, lo_ok: float, hi_ok: float, ignore_index: int | None, message: Any
+) -> None:
+    """Values of ``t`` (ignore_index aside) in [lo_ok, hi_ok]; NaN fails. One pass, one host sync.
 
-    labels: bool  # True: integer class indices with dimension 1 removed; False: same-shape labels
-
-
-def _value_range(t: Tensor, ignore_index: int | None, fill: int) -> tuple[float, float]:
-    """(min, max) of the targets in one pass and one host sync; ignored entries count as ``fill``.
-
-    NaN propagates into the result, so ``lo >= a and hi <= b`` is False for a NaN target too.
+    ``message(lo, hi)`` builds the error text from the observed range (None, None under compile).
     """
     if ignore_index is not None:
-        t = torch.where(t == ignore_index, torch.tensor(fill, dtype=t.dtype, device=t.device), t)
+        t = torch.where(t == ignore_index, torch.zeros((), dtype=t.dtype, device=t.device), t)
     if t.dtype == torch.bool:
         t = t.to(torch.uint8)
     lo, hi = torch.aminmax(t)
+    ok = (lo >= lo_ok) & (hi <= hi_ok)  # False for NaN too
+    if torch.compiler.is_compiling():
+        assert_in_graph(ok, message(None, None))
+        return
     lo_f, hi_f = torch.stack([lo, hi]).tolist()
-    return float(lo_f), float(hi_f)
+    if not (lo_f >= lo_ok and hi_f <= hi_ok):
+        raise ValueError(message(lo_f, hi_f))
+
+
+def _got(lo: Any, hi: Any, as_int: bool) -> str:
+    if lo is None:
+        return ""
+    return f", got values in [{int(lo)}, {int(hi)}]" if as_int else f", got values in [{lo}, {hi}]"
 
 
 def parse_sigmoid_targets(
     logits: Tensor, targets: Tensor, ignore_index: int | None, validate_args: bool
-) -> SigmoidTargets:
+) -> tuple[Tensor, bool]:
+    """Returns ``(targets, labels)``: ``labels`` is True for class indices (class dimension removed).
+
+    With a single class (logits (N, 1, ...)), integer or float targets without the class dimension
+    are binary labels, 1 = positive (the usual binary head): they are returned with the dimension
+    put back, never read as class indices where the value C = 1 would mean background.
+    """
+    expected = logits.shape[:1] + logits.shape[2:]
+    if logits.dim() >= 2 and logits.shape[1] == 1 and targets.shape == expected and targets.shape != logits.shape:
+        targets = targets.unsqueeze(1)
     if targets.shape == logits.shape:
         if validate_args and targets.numel() and targets.dtype != torch.bool:
-            lo, hi = _value_range(targets, ignore_index, 0)
-            if not (lo >= 0 and hi <= 1):
-                if targets.is_floating_point():
-                    raise ValueError(
-                        "targets of the logits' shape must be in [0, 1] (hard or soft labels"
-                        + (f" or ignore_index={ignore_index}" if ignore_index is not None else "")
-                        + f"), got values in [{lo}, {hi}]"
-                    )
-                raise ValueError(
-                    "integer targets of the logits' shape are 0/1 labels (a binary mask), got values in "
-                    f"[{int(lo)}, {int(hi)}]; for class indices drop the class dimension 1 from the "
-                    "targets' shape"
-                )
-        return SigmoidTargets(labels=False)
-    expected = logits.shape[:1] + logits.shape[2:]
+            ii = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
+            if targets.is_floating_point():
+                _check_range(targets, 0, 1, ignore_index, lambda lo, hi: (
+                    f"targets of the logits' shape must be in [0, 1] (hard or soft labels{ii})" + _got(lo, hi, False)))
+            else:
+                _check_range(targets, 0, 1, ignore_index, lambda lo, hi: (
+                    f"integer targets of the logits' shape are 0/1 labels (a binary mask{ii})" + _got(lo, hi, True)
+                    + "; for class indices drop the class dimension 1 from the targets' shape"))
+        return targets, False
     if logits.dim() >= 2 and targets.shape == expected:
         if targets.is_floating_point() or targets.dtype == torch.bool:
             raise TypeError(
@@ -265,14 +312,10 @@ def parse_sigmoid_targets(
             )
         c = logits.shape[1]
         if validate_args and targets.numel():
-            lo, hi = _value_range(targets, ignore_index, 0)
-            if not (lo >= 0 and hi <= c):
-                raise ValueError(
-                    f"class-index targets must be in [0, {c}] (the value C={c} means background)"
-                    + (f" or ignore_index={ignore_index}" if ignore_index is not None else "")
-                    + f", got values in [{int(lo)}, {int(hi)}]"
-                )
-        return SigmoidTargets(labels=True)
+            ii = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
+            _check_range(targets, 0, c, ignore_index, lambda lo, hi: (
+                f"class-index targets must be in [0, {c}] (the value C={c} means background){ii}" + _got(lo, hi, True)))
+        return targets, True
     raise ValueError(
         f"targets of shape {tuple(targets.shape)} do not match logits of shape {tuple(logits.shape)}: "
         f"expected the logits' shape (0/1 or soft labels) or {tuple(expected)} (class indices, class "
@@ -292,11 +335,14 @@ def parse_softmax_targets(
     c = logits.shape[1]
     if c < 1:
         raise ValueError("logits must have at least one class (logits.shape[1] >= 1)")
+    if c == 1:
+        raise ValueError(
+            "logits have a single class (logits.shape[1] == 1): a softmax over one class is always 1 and "
+            "the loss always 0; for a binary head with one logit use sigmoid_focal_loss (targets 0/1)"
+        )
     if targets.shape == logits.shape and targets.is_floating_point():
         if validate_args and targets.numel():
-            lo, hi = _value_range(targets, None, 0)
-            if not (lo >= 0 and hi <= 1):
-                raise ValueError(f"class-probability targets must be in [0, 1], got values in [{lo}, {hi}]")
+            _check_range(targets, 0, 1, None, lambda lo, hi: "class-probability targets must be in [0, 1]" + _got(lo, hi, False))
         return True
     expected = logits.shape[:1] + logits.shape[2:]
     if targets.shape != expected:
@@ -307,10 +353,6 @@ def parse_softmax_targets(
     if targets.is_floating_point() or targets.dtype == torch.bool:
         raise TypeError(f"class-index targets must be an integer tensor, got {targets.dtype}")
     if validate_args and targets.numel():
-        lo, hi = _value_range(targets, ignore_index, 0)
-        if not (lo >= 0 and hi <= c - 1):
-            raise ValueError(
-                f"class-index targets must be in [0, {c - 1}] or ignore_index={ignore_index}, got values in "
-                f"[{int(lo)}, {int(hi)}]"
-            )
+        _check_range(targets, 0, c - 1, ignore_index, lambda lo, hi: (
+            f"class-index targets must be in [0, {c - 1}] or ignore_index={ignore_index}" + _got(lo, hi, True)))
     return False

@@ -14,12 +14,15 @@ the paths, :mod:`focalkit._autograd` for the one autograd Function and
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from focalkit import _validation as V, backends
 from focalkit._autograd import FocalLossFunction, reduce_loss
+from focalkit._torch_compat import transforms_active
 from focalkit.backends import composed
 from focalkit.backends.registry import CallInfo
 
@@ -46,8 +49,10 @@ def _dispatch(
     if weight is not None:
         kwargs = {**kwargs, "weight": weight}
     alpha = kwargs.get("alpha")
-    backend = None  # the composed path: autograd for alpha, weight or soft targets that need it
-    if not _requires_grad(alpha, weight, targets):
+    # The composed path: autograd for alpha, weight or soft targets that need gradients, and for
+    # torch.func transforms / torch.jit.trace.
+    backend = None
+    if not (_requires_grad(alpha, weight, targets) or transforms_active()):
         info = CallInfo(
             op="sigmoid" if op == "sigmoid" else "softmax",
             device=logits.device,
@@ -60,15 +65,26 @@ def _dispatch(
         )
         backend = backends.resolve(info)
     if backend is None:
-        elementwise = composed.sigmoid_focal_elementwise if op == "sigmoid" else composed.softmax_focal_elementwise
-        loss, count = elementwise(logits, targets, **kwargs)
-        out = reduce_loss(loss, count, reduction, normalizer)
+        out = _composed_loss(op, targets, kwargs, reduction, normalizer, logits)
     else:
         kernel = backend.sigmoid_focal_fwd if op == "sigmoid" else backend.softmax_focal_fwd
+        recompute = functools.partial(_composed_loss, op, targets, kwargs, reduction, normalizer)
         out = FocalLossFunction.apply(
-            logits.contiguous(), kernel, {"targets": targets, **kwargs}, reduction, normalizer, op == "softmax"
-        )
+            logits.contiguous(), kernel, {"targets": targets, **kwargs}, reduction, normalizer,
+            op == "softmax", recompute,
+        )  # fmt: skip
+    if out.dtype == torch.float32 and torch.is_autocast_enabled(logits.device.type):
+        return out  # as PyTorch's own losses (autocast's float32 list): the loss stays float32
     return out.to(logits.dtype)
+
+
+def _composed_loss(
+    op: str, targets: Tensor, kwargs: dict[str, Any], reduction: str, normalizer: Any, x: Tensor
+) -> Tensor:
+    """The reduced loss as differentiable torch ops (the ``"reference"`` path)."""
+    elementwise = composed.sigmoid_focal_elementwise if op == "sigmoid" else composed.softmax_focal_elementwise
+    loss, count = elementwise(x, targets, **kwargs)
+    return reduce_loss(loss, count, reduction, normalizer)
 
 
 def sigmoid_focal_loss(
@@ -102,7 +118,9 @@ def sigmoid_focal_loss(
             soft labels), or integer/bool 0/1 labels (a binary mask); or (b) integer class indices
             with the class dimension 1 removed, shape (N,) for (N, C) logits or (N, d1, ..., dk)
             for (N, C, d1, ..., dk): the value C means background (all classes negative), and
-            ``ignore_index`` drops the whole position.
+            ``ignore_index`` drops the whole position. With a single class (logits (N, 1) or
+            (N, 1, d1, ...), a binary head), targets without the class dimension, (N,) or
+            (N, d1, ...), are binary 0/1 (or soft) labels, 1 = positive, as a user means them.
         alpha: weight of positives in [0, 1] (negatives get 1 - alpha); ``None`` turns it off; a
             tensor broadcastable to the logits gives per-class alpha (a 1-D tensor of length C is
             applied along dimension 1).
@@ -130,25 +148,25 @@ def sigmoid_focal_loss(
         tensor(0.0751)
     """
     V.check_logits(logits)
-    V.check_targets_type(targets)
+    targets = V.check_targets_type(targets)
     V.check_reduction(reduction)
     gamma = V.check_gamma(gamma)
     label_smoothing = V.check_label_smoothing(label_smoothing)
     V.check_ignore_index(ignore_index, allow_none=True)
-    spec = V.parse_sigmoid_targets(logits, targets, ignore_index, validate_args)
+    targets, labels = V.parse_sigmoid_targets(logits, targets, ignore_index, validate_args)
     alpha = V.check_sigmoid_alpha(alpha, logits, validate_args)
     weight = V.check_weight(weight, logits.shape, validate_args)
     normalizer = V.check_normalizer(normalizer, reduction, validate_args)
 
     kwargs: dict[str, Any] = dict(
-        labels=spec.labels,
+        labels=labels,
         alpha=alpha,
         gamma=gamma,
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
     )
     return _dispatch(
-        "sigmoid", logits, targets, kwargs, labels=spec.labels, soft=False, weight=weight,
+        "sigmoid", logits, targets, kwargs, labels=labels, soft=False, weight=weight,
         reduction=reduction, normalizer=normalizer,
     )  # fmt: skip
 
@@ -206,7 +224,7 @@ def softmax_focal_loss(
         torch.Size([2, 8, 8])
     """
     V.check_logits(logits)
-    V.check_targets_type(targets)
+    targets = V.check_targets_type(targets)
     V.check_reduction(reduction)
     gamma = V.check_gamma(gamma)
     label_smoothing = V.check_label_smoothing(label_smoothing)

@@ -192,15 +192,7 @@ class FocalLoss(nn.Module):
         )
 
     def forward(self, logits: Tensor, targets: Tensor, **kwargs: Any) -> Tensor:
-        if (
-            self.mode == "binary"
-            and isinstance(logits, Tensor)
-            and isinstance(targets, Tensor)
-            and logits.dim() >= 2
-            and logits.shape[1] == 1
-            and targets.shape == logits.shape[:1] + logits.shape[2:]
-        ):
-            targets = targets.unsqueeze(1)  # 0/1 labels, not class indices
+        # (N, 1, ...) logits with (N, ...) targets are binary labels in the sigmoid loss itself.
         return self.loss(logits, targets, **kwargs)
 
     def extra_repr(self) -> str:

@@ -21,7 +21,8 @@ Kernel contract: a backend provides ``sigmoid_focal_fwd`` and ``softmax_focal_fw
 ``(x, targets, *, [labels,] alpha, gamma, ignore_index, label_smoothing, reduce, compute_grad)``
 and returning ``(loss, count, grad)``: the float32 sum (``reduce=True``) or per-element loss, the
 number of non-ignored elements (sigmoid) or positions (softmax), and d(sum of loss)/d(x) in x's
-dtype (or None). :mod:`focalkit.backends.closed_form` documents the math. Which backend takes a
+dtype, float32 for float16 x (so that a loss scale can still rescue gradients below float16's
+range), or None. :mod:`focalkit.backends.closed_form` documents the math. Which backend takes a
 call is decided from a :class:`~focalkit.backends.registry.CallInfo`.
 
 Example:

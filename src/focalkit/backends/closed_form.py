@@ -34,6 +34,11 @@ def compute_dtype(x: Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
+def _grad_dtype(g: Tensor, x: Tensor) -> Tensor:
+    """The saved gradient's dtype: x's, but float32 for float16 x (see the kernel contract)."""
+    return g if x.dtype == torch.float16 else g.to(x.dtype)
+
+
 def class_view(v: Tensor, ndim: int) -> Tensor:
     """Reshape a (C,) vector to broadcast along dimension 1 of an ndim-dimensional tensor."""
     return v.reshape((1, -1) + (1,) * (ndim - 2)) if ndim >= 2 else v
@@ -110,7 +115,7 @@ def sigmoid_focal_fwd(
             g = (g + gamma * ratio * (1.0 - 2.0 * t) * ce) * mod
         if scale is not None:
             g = g * scale
-        grad = g.to(x.dtype)
+        grad = _grad_dtype(g, x)
     return (loss.sum() if reduce else loss), count, grad
 
 
@@ -171,7 +176,7 @@ def softmax_focal_fwd(
             coef = (h if w is None else h * w).unsqueeze(1)
             g = logp.exp_().mul_(-coef)  # -p_j * w h_y (logp is not needed any more)
             g.scatter_add_(1, y, coef)
-            grad = g.to(x.dtype)
+            grad = _grad_dtype(g, x)
         return (loss.sum() if reduce else loss), count, grad
 
     # Full distribution: class probabilities or label smoothing.
@@ -199,5 +204,5 @@ def softmax_focal_fwd(
         g = wh - p * wh.sum(1, keepdim=True)
         if pos_scale is not None:
             g = g * pos_scale.unsqueeze(1)
-        grad = g.to(x.dtype)
+        grad = _grad_dtype(g, x)
     return (loss.sum() if reduce else loss), count, grad

@@ -5,7 +5,8 @@ It is the ``"reference"`` backend and the path taken whenever ``alpha``, ``weigh
 log space so that autograd never forms 0 * inf:
 
 * sigmoid: log(1 - p_t) = logaddexp(log p + log(1 - t), log(1 - p) + log t), with log p and
-  log(1 - p) from ``logsigmoid``; (1 - p_t)^gamma = exp(gamma * log(1 - p_t)).
+  log(1 - p) from ``logsigmoid`` (for hard targets just log-sigmoid of -+x, which keeps the second
+  derivative finite); (1 - p_t)^gamma = exp(gamma * log(1 - p_t)).
 * softmax: (1 - p_c)^gamma with 1 - p_c = -expm1(log p_c), and a double ``where`` that sets the
   factor (and its gradient) to 0 below the smallest normal float, where its contribution to the
   loss and to the gradient is far below float resolution.
@@ -44,8 +45,7 @@ def sigmoid_focal_elementwise(
     xf = x.to(dt)
     loss = F.binary_cross_entropy_with_logits(xf, t, reduction="none")
     if gamma != 0:
-        log_q = torch.logaddexp(F.logsigmoid(xf) + torch.log1p(-t), F.logsigmoid(-xf) + torch.log(t))
-        loss = loss * torch.exp(gamma * log_q)
+        loss = loss * torch.exp(gamma * _log_one_minus_pt(xf, t))
     if alpha is not None:
         a = alpha.to(device=x.device, dtype=dt) if isinstance(alpha, Tensor) else alpha
         loss = loss * (a * t + (1.0 - a) * (1.0 - t))
@@ -56,11 +56,32 @@ def sigmoid_focal_elementwise(
     return loss, count
 
 
+def _log_one_minus_pt(x: Tensor, t: Tensor) -> Tensor:
+    """log(1 - p_t) = log(p (1 - t) + (1 - p) t), finite and twice differentiable.
+
+    For hard targets it is log-sigmoid of +-x; for soft ones a logaddexp of two finite terms. The
+    soft branch is evaluated on 0.5 where t is 0 or 1, because logaddexp with a -inf argument has
+    a NaN second derivative (and ``where`` passes a NaN gradient of the unused branch through).
+    When t itself requires grad the plain logaddexp form is kept, which is exact to first order.
+    """
+    ls_pos, ls_neg = F.logsigmoid(x), F.logsigmoid(-x)
+    if t.requires_grad:
+        return torch.logaddexp(ls_pos + torch.log1p(-t), ls_neg + torch.log(t))
+    one, zero = t == 1, t == 0
+    t_soft = torch.where(one | zero, torch.full_like(t, 0.5), t)
+    soft = torch.logaddexp(ls_pos + torch.log1p(-t_soft), ls_neg + torch.log(t_soft))
+    return torch.where(one, ls_neg, torch.where(zero, ls_pos, soft))
+
+
 def _one_minus_p_pow(logp: Tensor, gamma: float) -> Tensor:
     if gamma == 0:
         return torch.ones_like(logp)
     om = -torch.expm1(logp)
-    keep = om > torch.finfo(logp.dtype).tiny
+    # Below the floor the factor (and its derivatives) are set to 0: the term's contribution is
+    # below the dtype's resolution. float64 uses tiny ** 0.25 (~1e-77) so that second derivatives,
+    # which divide by om twice, stay finite.
+    tiny = torch.finfo(logp.dtype).tiny
+    keep = om > (tiny**0.25 if logp.dtype == torch.float64 else tiny)
     om_safe = torch.where(keep, om, torch.ones_like(om))
     return torch.where(keep, torch.exp(gamma * torch.log(om_safe)), torch.zeros_like(om))
 

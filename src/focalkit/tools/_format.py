@@ -3,6 +3,7 @@
 * :func:`format_number`: a general number in ``digits`` significant figures, in scientific
   notation outside [1e-3, 1e4) (the explain tables, the tune summaries);
 * :func:`format_pm`: ``value +- std``;
+* :func:`format_fixed`: a fixed number of decimals (progress lines, per-fold score lists);
 * :func:`format_metric`: a held-out metric in the precision its scale needs (the compare tables).
 
 The playground page (``explain/assets/playground.html``) re-implements :func:`format_number` in
@@ -12,13 +13,15 @@ JavaScript; ``tests/tools/explain/test_playground_browser.py`` checks both print
     ('0.25', '400', '2.500e-05', 'n/a')
     >>> format_metric("ap", 0.71234), format_metric("ece", 0.0004), format_pm(0.5, 0.01)
     ('0.712', '4.00e-04', '0.5 +- 0.01')
+    >>> format_fixed(0.71234, 3), format_fixed(12.0, 1), format_fixed(float("nan"), 2)
+    ('0.712', '12.0', 'n/a')
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["format_metric", "format_number", "format_pm"]
+__all__ = ["format_fixed", "format_metric", "format_number", "format_pm"]
 
 
 def format_number(v: float | None, digits: int = 4, *, missing: str = "n/a") -> str:
@@ -32,6 +35,13 @@ def format_number(v: float | None, digits: int = 4, *, missing: str = "n/a") -> 
     if abs(v) >= 1e4 or abs(v) < 1e-3:
         return f"{v:.{digits - 1}e}"
     return f"{v:.{digits}g}"
+
+
+def format_fixed(v: float | None, decimals: int, *, missing: str = "n/a") -> str:
+    """``v`` with ``decimals`` digits after the point; ``missing`` for None or NaN."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return missing
+    return f"{v:.{decimals}f}"
 
 
 def format_pm(value: float | None, std: float | None) -> str:

@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 import typer
 
+from focalkit.tools.tune.api import DEFAULT_STORAGE
+
 __all__ = ["tune_command"]
 
 
@@ -25,35 +27,14 @@ def _study_name(data: str, metric: str) -> str:
 def _trial_line(metric: str, n_trials: int) -> Any:
     from rich.console import Console
 
+    from focalkit.tools.tune.report import trial_line
+    from focalkit.tools.tune.schema import n_counted
+
     console = Console(stderr=True, highlight=False)
 
     def callback(study: Any, trial: Any) -> None:
-        ua = trial.user_attrs
-        ref = ua.get("focalkit_reference")
-        if ref:
-            what = {"ce": "cross-entropy", "balanced_ce": "alpha-balanced CE"}[ref]
-        else:
-            p = ua.get("focalkit_alpha_param")
-            a = "alpha off" if p is None else (
-                f"alpha={p:.3f}" if not isinstance(ua.get("focalkit_alpha"), list) else f"alpha power={p:.3f}"
-            )
-            what = f"gamma={ua.get('focalkit_gamma', 0.0):.3f} {a}"
-        state = trial.state.name.lower()
-        if trial.state.name == "COMPLETE":
-            score = f"{metric}={trial.value:.4f}"
-        elif trial.intermediate_values:
-            score = f"{metric}={trial.intermediate_values[max(trial.intermediate_values)]:.4f} (last report)"
-        else:
-            score = ""
-        dur = ua.get("focalkit_duration_s")
-        t = "" if dur is None else f" [{dur:.1f} s]"
-        done = sum(
-            tr.state.name in ("COMPLETE", "PRUNED")
-            or (tr.state.name == "FAIL" and tr.user_attrs.get("focalkit_fail") == "nonfinite")
-            for tr in study.get_trials(deepcopy=False)
-        )
-        console.print(f"[{done:>3}/{n_trials}] trial {trial.number:>3} {state:<8} {what:<32} "
-                      f"{score}{t}")
+        done = n_counted(study.get_trials(deepcopy=False))
+        console.print(trial_line(trial, metric, done, n_trials))
 
     return callback
 
@@ -62,36 +43,35 @@ def _table(result: Any, k: int) -> Any:
     from rich import box
     from rich.table import Table
 
-    from focalkit.tools._format import format_number as _fmt, format_pm as _pm
-
-    def alpha_cell(t: Any) -> str:  # the per-class vector is in the JSON and HTML reports
-        if t.alpha is None:
-            return "off"
-        return f"s={t.alpha_param:.3g}" if isinstance(t.alpha, list) else f"{t.alpha:.3g}"
+    from focalkit.tools.tune.report import TABLE_COLUMNS, table_rows
 
     table = Table(title=f"top {k} trials ({result.metric}, mean +- std over folds)",
                   box=box.SIMPLE_HEAD)
-    for col in ("rank", "trial", "loss", "gamma", "alpha", result.metric, "per fold"):
-        table.add_column(col, justify="left" if col in ("loss", "alpha", "per fold") else "right",
+    for col in TABLE_COLUMNS:
+        table.add_column(col.format(metric=result.metric),
+                         justify="left" if col in ("loss", "alpha", "per fold") else "right",
                          no_wrap=col != "per fold")
-    for i, t in enumerate(result.top(k)):
-        table.add_row(str(i + 1), str(t.number), t.label if t.reference else "focal",
-                      _fmt(t.gamma), alpha_cell(t), _pm(t.value, t.std),
-                      " ".join(f"{s:.3f}" for s in t.fold_scores))
-    for t in result.references.values():
-        if t not in result.top(k):
-            table.add_row("-", str(t.number), t.label, _fmt(t.gamma), alpha_cell(t),
-                          _pm(t.value, t.std), " ".join(f"{s:.3f}" for s in t.fold_scores))
+    for row in table_rows(result, k):
+        table.add_row(*row)
     return table
+
+
+def _metric_help() -> str:
+    """``ap | f1 | balanced_accuracy (maximized) | ece (minimized)``, from the metrics module."""
+    from focalkit.tools.experiments.metrics import HIGHER_IS_BETTER, TUNABLE_METRICS
+
+    up = [m for m in TUNABLE_METRICS if HIGHER_IS_BETTER[m]]
+    down = [m for m in TUNABLE_METRICS if not HIGHER_IS_BETTER[m]]
+    return f"{' | '.join(up)} (maximized) | {' | '.join(down)} (minimized); mean over folds."
 
 
 def tune_command(
     data: str = typer.Argument("dense", help="'dense', 'digits', or a .csv/.npz file (as focalkit compare)."),
     target: Optional[str] = typer.Option(None, help="CSV label column."),
-    metric: str = typer.Option("ap", help="ap | f1 | balanced_accuracy (maximized) | ece (minimized); mean over folds."),
+    metric: str = typer.Option("ap", help=_metric_help()),
     folds: int = typer.Option(5, "--folds", "-k", help="Stratified folds."),
     n_trials: int = typer.Option(30, "--n-trials", "-n", help="Finished trials wanted in the study, earlier runs included (2 are the CE references)."),
-    storage: str = typer.Option("sqlite:///tune.db", help="Optuna RDB URL: sqlite:///FILE or postgresql://user:pw@host/db."),
+    storage: str = typer.Option(DEFAULT_STORAGE, help="Optuna RDB URL: sqlite:///FILE or postgresql://user:pw@host/db."),
     study: Optional[str] = typer.Option(None, help="Study name (default: DATA-METRIC)."),
     workers: int = typer.Option(1, "--workers", "-j", help="Processes on this machine against the same storage."),
     epochs: Optional[int] = typer.Option(None, help="Epochs per fold (default: the task's, as compare)."),

@@ -1,4 +1,4 @@
-"""The Triton kernels (focalkit.kernels._triton) against the float64 NumPy reference.
+"""The Triton kernels (focalkit.kernels._triton, kernels in _triton_kernels) against the float64 NumPy reference.
 
 On a machine without CUDA they run under Triton's interpreter: tests/conftest.py sets
 TRITON_INTERPRET=1 before anything imports the kernels. Losses are compared with
@@ -522,6 +522,7 @@ def test_without_triton_or_interpreter():
 
 
 def test_only_the_kernel_module_imports_triton():
+    """Only kernels/_triton_kernels.py (the @triton.jit kernels) imports triton; the host side does not."""
     import re
     from pathlib import Path
 
@@ -532,9 +533,10 @@ def test_only_the_kernel_module_imports_triton():
     offenders = [
         str(p.relative_to(root))
         for p in root.rglob("*.py")
-        if p.name != "_triton.py" and pattern.search(p.read_text(encoding="utf-8"))
+        if p.name != "_triton_kernels.py" and pattern.search(p.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+    assert pattern.search((root / "kernels" / "_triton_kernels.py").read_text(encoding="utf-8"))
 
 
 def test_int64_offsets_path(monkeypatch):
@@ -558,6 +560,7 @@ _AOT = textwrap.dedent(
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
     from focalkit.kernels import _triton as kt
+    from focalkit.kernels import _triton_kernels as K
 
     def compile_(fn, sig, cons, num_warps):
         ptr16 = {(i,): [["tt.divisibility", 16]] for i, v in enumerate(sig.values()) if v[0] == "*"}
@@ -570,20 +573,20 @@ _AOT = textwrap.dedent(
                ignore_f="fp32", ignore_i="i32", ls="fp32")
     base = dict(LABELS=False, HAS_IGNORE=False, HAS_ALPHA=True, SMOOTH=False, GAMMA_ZERO=False,
                 REDUCE=True, WRITE_GRAD=True, WIDE=False, BLOCK=2048)
-    compile_(kt._sigmoid_focal_kernel, sig, base, 8)
-    compile_(kt._sigmoid_focal_kernel, dict(sig, x_ptr="*bf16", grad_ptr="*bf16", t_ptr="*i64"),
+    compile_(K.sigmoid_focal_kernel, sig, base, 8)
+    compile_(K.sigmoid_focal_kernel, dict(sig, x_ptr="*bf16", grad_ptr="*bf16", t_ptr="*i64"),
              dict(base, LABELS=True, HAS_IGNORE=True, SMOOTH=True, REDUCE=False, WIDE=True), 8)
     sig = dict(x_ptr="*fp16", y_ptr="*i64", alpha_ptr="*fp32", loss_ptr="*fp32", grad_ptr="*fp16",
                psum_ptr="*fp32", pcnt_ptr="*i32", P="i32", C="i32", inner="i32", n_sblocks="i32",
                gamma="fp32", ignore_i="i32", ls="fp32")
     base = dict(ROWS=False, HAS_ALPHA=True, SMOOTH=True, GAMMA_ZERO=False, REDUCE=True,
                 WRITE_GRAD=True, SINGLE=True, WIDE=False, BLOCK_P=128, BLOCK_C=32)
-    compile_(kt._softmax_focal_kernel, sig, base, 8)
-    compile_(kt._softmax_focal_kernel, dict(sig, x_ptr="*fp32", grad_ptr="*fp32"),
+    compile_(K.softmax_focal_kernel, sig, base, 8)
+    compile_(K.softmax_focal_kernel, dict(sig, x_ptr="*fp32", grad_ptr="*fp32"),
              dict(base, ROWS=True, SINGLE=False, SMOOTH=False, BLOCK_P=4, BLOCK_C=1024), 8)
     # On a GPU the launches go through torch.library.wrap_triton (for triton_op / torch.compile).
-    w = kt._launcher(kt._softmax_focal_kernel)
-    assert getattr(w, "kernel", w) is kt._softmax_focal_kernel
+    w = kt._launcher(K.softmax_focal_kernel)
+    assert getattr(w, "kernel", w) is K.softmax_focal_kernel
     print("ok")
     """
 )

@@ -19,11 +19,9 @@ Softmax over dimension 1, per position, with log p = log_softmax(x), om_c = 1 - 
     h_c       = om_c^gamma (gamma p_c log p_c / om_c - 1)      (log p_c / om_c := -1 at om_c = 0)
     dloss/dx_j = w_j h_j - p_j sum_c w_c h_c
 
-Numerics without ``libdevice`` (the interpreter has none): ``q ** gamma`` is ``exp2(gamma log2 q)`` with
-``q == 0`` mapped to 0 (``gamma == 0`` is a separate compile-time case giving exactly 1), ``log1p`` and
-``expm1`` use Goldberg's and Kahan's corrections of ``log``/``exp``, and the log-sum-exp keeps the sum of
-the non-maximal terms apart from the count of maximal ones so that ``log p`` of a confident class
-(``log1p`` of a small tail) and hence ``1 - p`` keep their relative accuracy.
+This module is the host side: argument checks, launch heuristics and the two entry points. The
+``@triton.jit`` kernels live in :mod:`focalkit.kernels._triton_kernels`, the only module that imports
+triton (its docstring describes the numerics without ``libdevice``).
 
 Example (on CPU, with ``TRITON_INTERPRET=1`` in the environment before the import; on a GPU
 move the tensors to ``"cuda"``):
@@ -44,16 +42,8 @@ import torch
 from torch import Tensor
 
 from focalkit import _validation as V
-
-try:  # Triton is an optional extra (``pip install focalkit[triton]``)
-    import triton
-    import triton.language as tl
-
-    _HAVE_TRITON = True
-except Exception:  # pragma: no cover - depends on the environment
-    triton = None  # type: ignore[assignment]
-    tl = None  # type: ignore[assignment]
-    _HAVE_TRITON = False
+# a plain import (not ``from ... import``): a re-import after sys.modules changes gets the new copy
+import focalkit.kernels._triton_kernels as K
 
 __all__ = ["sigmoid_focal_fwd", "softmax_focal_fwd", "triton_available"]
 
@@ -75,7 +65,7 @@ def triton_available() -> bool:
         >>> isinstance(triton_available(), bool)
         True
     """
-    if not _HAVE_TRITON:
+    if not K.HAVE_TRITON:
         return False
     if _interpreting():
         return True
@@ -83,6 +73,10 @@ def triton_available() -> bool:
         return torch.cuda.is_available()
     except Exception:  # pragma: no cover
         return False
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _next_pow2(n: int) -> int:
@@ -122,278 +116,6 @@ def _softmax_tiles(c: int, inner: int, positions: int) -> tuple[int, int, int]:
     return block_p, block_c, num_warps
 
 
-if _HAVE_TRITON:
-
-    @triton.jit
-    def _log1p_pos(v):
-        # log(1 + v) for v >= 0, accurate for small v (Goldberg): log(u) * v / (u - 1), u = fl(1 + v).
-        u = 1.0 + v
-        den = tl.where(u == 1.0, 1.0, u - 1.0)
-        return tl.where(u == 1.0, v, tl.log(u) * (v / den))
-
-    @triton.jit
-    def _neg_expm1(lg):
-        # 1 - exp(lg) for lg <= 0, accurate near 0 (Kahan): (1 - u) * lg / log(u), u = fl(exp(lg)).
-        u = tl.exp(lg)
-        near = (u != 1.0) & (lg > -0.5)
-        den = tl.log(tl.where(near, u, 0.5))
-        corrected = (1.0 - u) * (lg / den)
-        return tl.where(u == 1.0, -lg, tl.where(near, corrected, 1.0 - u))
-
-    @triton.jit
-    def _pow_pos(q, gamma):
-        # q ** gamma for q >= 0 and gamma > 0 (0 ** gamma = 0) without libdevice.
-        pos = q > 0.0
-        return tl.where(pos, tl.exp2(gamma * tl.log2(tl.where(pos, q, 1.0))), 0.0)
-
-    @triton.jit
-    def _sigmoid_focal_kernel(
-        x_ptr, t_ptr, loss_ptr, grad_ptr, psum_ptr, pcnt_ptr,
-        numel, C, inner, alpha, gamma, ignore_f, ignore_i, ls,
-        LABELS: tl.constexpr, HAS_IGNORE: tl.constexpr, HAS_ALPHA: tl.constexpr,
-        SMOOTH: tl.constexpr, GAMMA_ZERO: tl.constexpr, REDUCE: tl.constexpr,
-        WRITE_GRAD: tl.constexpr, WIDE: tl.constexpr, BLOCK: tl.constexpr,
-    ):  # fmt: skip
-        pid = tl.program_id(0)
-        if WIDE:
-            start = pid.to(tl.int64) * BLOCK
-        else:
-            start = pid * BLOCK
-        offs = start + tl.arange(0, BLOCK)
-        mask = offs < numel
-        x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-        if LABELS:
-            # x is (N, C, *d) with inner = prod(d); targets (N, *d) hold class indices, C = background.
-            # Two integer divisions per element (inner == 1 is specialized by Triton and folds away).
-            q1 = offs // inner  # n * C + c
-            n = q1 // C
-            cls = q1 - n * C
-            pos = n * inner + (offs - q1 * inner)
-            y = tl.load(t_ptr + pos, mask=mask, other=0)
-            if HAS_IGNORE:
-                valid = mask & (y != ignore_i)
-            else:
-                valid = mask
-            t = tl.where(valid & (y == cls), 1.0, 0.0)
-        else:
-            traw = tl.load(t_ptr + offs, mask=mask, other=0.0)
-            if HAS_IGNORE:
-                valid = mask & (traw != ignore_f)
-            else:
-                valid = mask
-            t = tl.where(valid, traw.to(tl.float32), 0.0)
-        if SMOOTH:
-            t = t * (1.0 - ls) + 0.5 * ls
-
-        e = tl.exp(-tl.abs(x))
-        inv = 1.0 / (1.0 + e)
-        nonneg = x >= 0.0
-        p = tl.where(nonneg, inv, e * inv)  # sigmoid(x)
-        pn = tl.where(nonneg, e * inv, inv)  # 1 - sigmoid(x), no cancellation
-        ce = tl.maximum(x, 0.0) - x * t + _log1p_pos(e)
-        q = p * (1.0 - t) + pn * t  # 1 - p_t
-        if HAS_ALPHA:
-            at = alpha * t + (1.0 - alpha) * (1.0 - t)
-        else:
-            at = tl.full((BLOCK,), 1.0, tl.float32)
-        if GAMMA_ZERO:
-            loss = at * ce
-        else:
-            mod = _pow_pos(q, gamma)
-            loss = at * mod * ce
-        loss = tl.where(valid, loss, 0.0)
-
-        if WRITE_GRAD:
-            d = p * (1.0 - t) - pn * t  # p - t, exact for hard targets
-            if GAMMA_ZERO:
-                g = at * d
-            else:
-                r = tl.where(q > 0.0, p * pn / tl.where(q > 0.0, q, 1.0), 0.0)  # in [0, 1]
-                g = at * mod * (d + gamma * r * (1.0 - 2.0 * t) * ce)
-            g = tl.where(valid, g, 0.0)
-            tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=mask)
-        if REDUCE:
-            tl.store(psum_ptr + pid, tl.sum(loss, axis=0))
-        else:
-            tl.store(loss_ptr + offs, loss, mask=mask)
-        if HAS_IGNORE:
-            tl.store(pcnt_ptr + pid, tl.sum(valid.to(tl.int32), axis=0))
-
-    @triton.jit
-    def _softmax_chunk_stats(xt, m2):
-        # Row max of a chunk, the sum of its non-maximal exp(x - max) and the count of maximal entries.
-        mc = tl.max(xt, axis=1)
-        mc = tl.where(mc == float("-inf"), 0.0, mc)  # rows with no valid entry
-        z = xt - mc[:, None]
-        is_max = (z == 0.0) & m2
-        tail = tl.sum(tl.where(is_max | (~m2), 0.0, tl.exp(tl.where(m2, z, 0.0))), axis=1)
-        neq = tl.sum(is_max.to(tl.float32), axis=1)
-        return mc, tail, neq
-
-    @triton.jit
-    def _softmax_class_terms(
-        xt, m, lse, m2, valid, cols, y, alpha_ptr, gamma, ls, C,
-        HAS_ALPHA: tl.constexpr, SMOOTH: tl.constexpr, GAMMA_ZERO: tl.constexpr,
-    ):  # fmt: skip
-        # Per class of a chunk: log p, p, w = alpha t and h (see the module docstring).
-        logp = tl.where(m2, (xt - m[:, None]) - lse[:, None], 0.0)
-        p = tl.exp(logp)
-        onehot = cols[None, :] == y[:, None]
-        if SMOOTH:
-            tcls = tl.where(onehot, 1.0 - ls, 0.0) + ls / C
-        else:
-            tcls = tl.where(onehot, 1.0, 0.0)
-        if HAS_ALPHA:
-            a = tl.load(alpha_ptr + cols, mask=cols < C, other=0.0).to(tl.float32)
-            w = tcls * a[None, :]
-        else:
-            w = tcls
-        w = tl.where(m2 & valid[:, None], w, 0.0)
-        if GAMMA_ZERO:
-            mod = tl.full(logp.shape, 1.0, tl.float32)
-            h = tl.full(logp.shape, -1.0, tl.float32)
-        else:
-            om = _neg_expm1(logp)
-            mod = _pow_pos(om, gamma)
-            ratio = tl.where(om > 0.0, logp / tl.where(om > 0.0, om, 1.0), -1.0)
-            h = mod * (gamma * p * ratio - 1.0)
-        return logp, p, w, mod, h
-
-    @triton.jit
-    def _softmax_focal_kernel(
-        x_ptr, y_ptr, alpha_ptr, loss_ptr, grad_ptr, psum_ptr, pcnt_ptr,
-        P, C, inner, n_sblocks, gamma, ignore_i, ls,
-        ROWS: tl.constexpr, HAS_ALPHA: tl.constexpr, SMOOTH: tl.constexpr,
-        GAMMA_ZERO: tl.constexpr, REDUCE: tl.constexpr, WRITE_GRAD: tl.constexpr,
-        SINGLE: tl.constexpr, WIDE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
-    ):  # fmt: skip
-        pid = tl.program_id(0)
-        if WIDE:
-            pid = pid.to(tl.int64)
-        rp = tl.arange(0, BLOCK_P)
-        if ROWS:  # (N, C): a block of rows, classes contiguous
-            pos = pid * BLOCK_P + rp
-            pmask = pos < P
-            base = pos * C
-            cstride = 1
-        else:  # (N, C, *d): one image n, a block of contiguous positions s, classes at stride inner
-            n = pid // n_sblocks
-            s = (pid % n_sblocks) * BLOCK_P + rp
-            pmask = s < inner
-            base = n * C * inner + s
-            pos = n * inner + s
-            cstride = inner
-        y = tl.load(y_ptr + pos, mask=pmask, other=0)
-        valid = pmask & (y != ignore_i)
-        cols = tl.arange(0, BLOCK_C)
-
-        # Pass 1: log-sum-exp over the classes as m + log1p(tail + neq - 1).
-        cm = cols < C
-        m2 = pmask[:, None] & cm[None, :]
-        offs = base[:, None] + cols[None, :] * cstride
-        xt = tl.load(x_ptr + offs, mask=m2, other=float("-inf")).to(tl.float32)
-        m, tail, neq = _softmax_chunk_stats(xt, m2)
-        if not SINGLE:
-            for c0 in range(BLOCK_C, C, BLOCK_C):
-                cc = c0 + cols
-                m2c = pmask[:, None] & (cc < C)[None, :]
-                xc = tl.load(
-                    x_ptr + base[:, None] + cc[None, :] * cstride, mask=m2c, other=float("-inf")
-                ).to(tl.float32)
-                mc, tc, nc = _softmax_chunk_stats(xc, m2c)
-                mn = tl.maximum(m, mc)
-                tail = (tail + tl.where(m < mn, neq, 0.0)) * tl.exp(m - mn) + (
-                    tc + tl.where(mc < mn, nc, 0.0)
-                ) * tl.exp(mc - mn)
-                neq = tl.where(m == mn, neq, 0.0) + tl.where(mc == mn, nc, 0.0)
-                m = mn
-        lse = _log1p_pos(tail + (tl.maximum(neq, 1.0) - 1.0))  # neq - 1 first: exact
-
-        # Pass 2: the loss and S = sum_c w_c h_c of each position.
-        if SMOOTH:
-            logp, p, w, mod, h = _softmax_class_terms(
-                xt, m, lse, m2, valid, cols, y, alpha_ptr, gamma, ls, C,
-                HAS_ALPHA, SMOOTH, GAMMA_ZERO,
-            )  # fmt: skip
-            loss = -tl.sum(w * mod * logp, axis=1)
-            S = tl.sum(w * h, axis=1)
-            if not SINGLE:
-                for c0 in range(BLOCK_C, C, BLOCK_C):
-                    cc = c0 + cols
-                    m2c = pmask[:, None] & (cc < C)[None, :]
-                    xc = tl.load(
-                        x_ptr + base[:, None] + cc[None, :] * cstride, mask=m2c, other=0.0
-                    ).to(tl.float32)
-                    logp, p, w, mod, h = _softmax_class_terms(
-                        xc, m, lse, m2c, valid, cc, y, alpha_ptr, gamma, ls, C,
-                        HAS_ALPHA, SMOOTH, GAMMA_ZERO,
-                    )  # fmt: skip
-                    loss += -tl.sum(w * mod * logp, axis=1)
-                    S += tl.sum(w * h, axis=1)
-        else:  # hard labels: only the target class enters, gathered directly
-            hit = valid & (y >= 0) & (y < C)
-            yc = tl.where(hit, y, 0)
-            xy = tl.load(x_ptr + base + yc * cstride, mask=hit, other=0.0).to(tl.float32)
-            logp_y = tl.where(hit, (xy - m) - lse, 0.0)
-            if HAS_ALPHA:
-                w_y = tl.load(alpha_ptr + yc, mask=hit, other=0.0).to(tl.float32)
-            else:
-                w_y = tl.full((BLOCK_P,), 1.0, tl.float32)
-            w_y = tl.where(hit, w_y, 0.0)
-            if GAMMA_ZERO:
-                loss = -w_y * logp_y
-                S = -w_y
-            else:
-                om_y = _neg_expm1(logp_y)
-                mod_y = _pow_pos(om_y, gamma)
-                ratio = tl.where(om_y > 0.0, logp_y / tl.where(om_y > 0.0, om_y, 1.0), -1.0)
-                loss = -w_y * mod_y * logp_y
-                S = w_y * (mod_y * (gamma * tl.exp(logp_y) * ratio - 1.0))
-
-        # Pass 3: the gradient, dloss/dx_j = w_j h_j - p_j S, in x's dtype and layout.
-        if WRITE_GRAD:
-            if SMOOTH:
-                if SINGLE:
-                    g = w * h - p * S[:, None]
-                    g = tl.where(valid[:, None], g, 0.0)
-                    tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=m2)
-                else:
-                    for c0 in range(0, C, BLOCK_C):
-                        cc = c0 + cols
-                        m2c = pmask[:, None] & (cc < C)[None, :]
-                        oc = base[:, None] + cc[None, :] * cstride
-                        xc = tl.load(x_ptr + oc, mask=m2c, other=0.0).to(tl.float32)
-                        logp, p, w, mod, h = _softmax_class_terms(
-                            xc, m, lse, m2c, valid, cc, y, alpha_ptr, gamma, ls, C,
-                            HAS_ALPHA, SMOOTH, GAMMA_ZERO,
-                        )  # fmt: skip
-                        g = w * h - p * S[:, None]
-                        g = tl.where(valid[:, None], g, 0.0)
-                        tl.store(grad_ptr + oc, g.to(grad_ptr.dtype.element_ty), mask=m2c)
-            else:
-                if SINGLE:
-                    p = tl.exp(tl.where(m2, (xt - m[:, None]) - lse[:, None], 0.0))
-                    g = tl.where(cols[None, :] == y[:, None], S[:, None], 0.0) - p * S[:, None]
-                    g = tl.where(valid[:, None], g, 0.0)
-                    tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=m2)
-                else:
-                    for c0 in range(0, C, BLOCK_C):
-                        cc = c0 + cols
-                        m2c = pmask[:, None] & (cc < C)[None, :]
-                        oc = base[:, None] + cc[None, :] * cstride
-                        xc = tl.load(x_ptr + oc, mask=m2c, other=0.0).to(tl.float32)
-                        p = tl.exp(tl.where(m2c, (xc - m[:, None]) - lse[:, None], 0.0))
-                        g = tl.where(cc[None, :] == y[:, None], S[:, None], 0.0) - p * S[:, None]
-                        g = tl.where(valid[:, None], g, 0.0)
-                        tl.store(grad_ptr + oc, g.to(grad_ptr.dtype.element_ty), mask=m2c)
-
-        loss = tl.where(valid, loss, 0.0)
-        if REDUCE:
-            tl.store(psum_ptr + pid, tl.sum(loss, axis=0))
-        else:
-            tl.store(loss_ptr + pos, loss, mask=pmask)
-        tl.store(pcnt_ptr + pid, tl.sum(valid.to(tl.int32), axis=0))
-
 
 # --- host side ----------------------------------------------------------------------------------------
 
@@ -412,7 +134,7 @@ def _launcher(kernel):
 
 
 def _check_runnable(x: Tensor) -> None:
-    if not _HAVE_TRITON:
+    if not K.HAVE_TRITON:
         raise RuntimeError("the Triton kernels need the 'triton' package (pip install focalkit[triton])")
     if x.device.type != "cuda" and not _interpreting():
         raise RuntimeError(
@@ -542,12 +264,12 @@ def sigmoid_focal_fwd(
     _check_runnable(x)
 
     block, num_warps = _sigmoid_block(numel)
-    n_prog = triton.cdiv(numel, block)
+    n_prog = _cdiv(numel, block)
     psum = torch.empty(n_prog, dtype=torch.float32, device=dev)
     pcnt = torch.empty(n_prog, dtype=torch.int32, device=dev) if has_ignore else psum
     loss_buf = psum if reduce else torch.empty(x.shape, dtype=torch.float32, device=dev)
     ign = int(ignore_index) if has_ignore else 0
-    _launcher(_sigmoid_focal_kernel)[(n_prog,)](
+    _launcher(K.sigmoid_focal_kernel)[(n_prog,)](
         x, targets, loss_buf, grad if compute_grad else psum, psum, pcnt,
         numel, c, inner, 0.0 if alpha is None else alpha, gamma, float(ign), ign, ls,
         LABELS=bool(labels), HAS_IGNORE=has_ignore, HAS_ALPHA=alpha is not None,
@@ -645,12 +367,12 @@ def softmax_focal_fwd(
 
     block_p, block_c, num_warps = _softmax_tiles(c, inner, positions)
     rows = inner == 1
-    n_sblocks = 1 if rows else triton.cdiv(inner, block_p)
-    n_prog = triton.cdiv(positions, block_p) if rows else x.shape[0] * n_sblocks
+    n_sblocks = 1 if rows else _cdiv(inner, block_p)
+    n_prog = _cdiv(positions, block_p) if rows else x.shape[0] * n_sblocks
     psum = torch.empty(n_prog, dtype=torch.float32, device=dev)
     pcnt = torch.empty(n_prog, dtype=torch.int32, device=dev)
     loss_buf = psum if reduce else torch.empty(expected, dtype=torch.float32, device=dev)
-    _launcher(_softmax_focal_kernel)[(n_prog,)](
+    _launcher(K.softmax_focal_kernel)[(n_prog,)](
         x, targets, alpha if alpha is not None else psum, loss_buf,
         grad if compute_grad else psum, psum, pcnt,
         positions, c, inner, n_sblocks, gamma, int(ignore_index), ls,

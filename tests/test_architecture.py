@@ -157,14 +157,19 @@ def test_no_source_file_over_600_lines():
 
 
 @pytest.mark.parametrize("call", ["sigmoid", "softmax"])
-def test_import_and_first_loss_call_load_no_tool_and_no_extra(call):
+def test_import_and_first_loss_call_load_no_tool_no_extra_and_no_gpu_stack(call):
+    """Cold start on a CPU machine: no tool, no optional library, no triton/sympy/torch._dynamo."""
+    import os
+
     code = (
         "import sys, torch, focalkit as fk\n"
         f"fk.{call}_focal_loss(torch.randn(4, 3, requires_grad=True), torch.tensor([0, 1, 2, 0])).backward()\n"
         "bad = sorted(m for m in sys.modules if m.startswith('focalkit.tools') or m.split('.')[0] in "
-        "('typer', 'rich', 'optuna', 'matplotlib', 'sklearn'))\n"
+        "('typer', 'rich', 'optuna', 'matplotlib', 'sklearn', 'triton', 'sympy') or m == 'torch._dynamo')\n"
         "print(','.join(bad))\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == ""
+    if "cuda" not in r.stdout:  # a CUDA machine may import triton for the GPU path; this one has none
+        assert r.stdout.strip() == ""

@@ -11,7 +11,7 @@ compare, tune) need the optional extras.
 
 from typing import Any
 
-from focalkit.backends import available_backends, get_backend, set_backend, use_backend
+from focalkit.backends import available_backends, get_backend, kernel_status, set_backend, use_backend
 from focalkit.distributed import num_positives
 from focalkit.functional import sigmoid_focal_loss, softmax_focal_loss
 from focalkit.modules import FocalLoss, SigmoidFocalLoss, SoftmaxFocalLoss
@@ -41,6 +41,7 @@ __all__ = [
     "available_backends",
     "class_weights",
     "get_backend",
+    "kernel_status",
     "num_positives",
     "prior_bias",
     "set_backend",

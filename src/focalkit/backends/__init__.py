@@ -38,7 +38,7 @@ import contextlib
 import contextvars
 import importlib
 import importlib.util
-from typing import Iterator
+from typing import Any, Iterator
 
 from focalkit._torch_compat import mark_trace_constant
 from focalkit.backends import closed_form
@@ -56,6 +56,7 @@ __all__ = [
     "CallInfo",
     "available_backends",
     "get_backend",
+    "kernel_status",
     "register_backend",
     "resolve",
     "set_backend",
@@ -159,3 +160,18 @@ def resolve(info: CallInfo) -> Backend | None:
         _check_name(name)  # raises: the name was never registered
         return EAGER
     return chosen if chosen.accepts(info) else EAGER
+
+
+def kernel_status() -> dict[str, Any]:
+    """What the compiled kernels can do on this machine (``{}`` without :mod:`focalkit.kernels`).
+
+    ``cpu_kernel`` and ``triton`` say whether each can run here (and why not); ``triton_checks``
+    lists the Triton kernel variants checked on their first call against the eager closed form
+    (``"ok"`` or ``"failed: ..."``, after which that variant uses the closed form).
+    """
+    _load_plugins()
+    try:
+        kernels = importlib.import_module("focalkit.kernels")
+    except ImportError:  # pragma: no cover - a source tree without the kernels package
+        return {}
+    return kernels.kernel_status()

@@ -3,13 +3,19 @@
 Importing this package (:mod:`focalkit.backends` does it on first use) registers two backends in
 the registry (:mod:`focalkit.backends.registry`, a leaf module, so there is no import cycle):
 
-* ``"fused"``: the custom ops ``torch.ops.focalkit.sigmoid_focal_fwd`` / ``softmax_focal_fwd``
-  (``focalkit.kernels.ops``): on CPU the C/OpenMP kernel (``focalkit.kernels.cpu``, built at install
-  time), on CUDA the Triton kernels (``focalkit.kernels._triton``). Available when at least one of
-  the two can run here; calls it cannot take (float64, ``weight``, tensor ``alpha`` for the sigmoid
-  loss, soft targets for the softmax loss, a device without its kernel) go to the eager closed form.
+* ``"fused"``: on CPU the C/OpenMP kernel (``focalkit.kernels.cpu``, built at install time), on
+  CUDA the Triton kernels (``focalkit.kernels._triton``), called directly; under ``torch.compile``
+  through the custom ops ``torch.ops.focalkit.sigmoid_focal_fwd`` / ``softmax_focal_fwd``
+  (``focalkit.kernels.ops``, imported only then). Available when at least one of the two can run
+  here; calls it cannot take (float64, ``weight``, tensor ``alpha`` for the sigmoid loss, soft
+  targets for the softmax loss, a device without its kernel) go to the eager closed form. On a
+  machine without CUDA neither Triton nor ``torch._dynamo`` is imported.
 * ``"triton"``: the Triton kernels forced on any device, CPU included under Triton's interpreter
   (``TRITON_INTERPRET=1`` set before this package is imported); for tests.
+
+Every Triton call goes through a first-call check against the eager closed form
+(:mod:`focalkit.kernels._guard`): a variant that errors or disagrees warns once and falls back to
+eager; ``fk.kernel_status()`` reports the checks; ``FOCALKIT_TRITON_CHECK=0`` turns them off.
 
 ``fk.set_backend("auto")`` (the default) picks ``"fused"`` where it supports the call.
 
@@ -28,11 +34,15 @@ import torch
 
 from focalkit._torch_compat import mark_trace_constant
 from focalkit.backends.registry import Backend, CallInfo, register_backend
-from focalkit.kernels import cpu
+from focalkit.kernels import _guard, cpu
 
-__all__ = ["cpu", "fused_available", "triton_available"]
+__all__ = ["cpu", "fused_available", "kernel_status", "triton_available"]
 
 _FLOATS = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() not in ("", "0", "false", "no")
 
 
 def _triton_module() -> Any:
@@ -44,18 +54,22 @@ def _triton_module() -> Any:
 
 
 def triton_available() -> bool:
-    """Whether the Triton kernels can run here (CUDA, or CPU under ``TRITON_INTERPRET=1``)."""
+    """Whether the Triton kernels can run here (CUDA, or CPU under ``TRITON_INTERPRET=1``).
+
+    On a machine without CUDA and without the interpreter this is False without importing Triton.
+    """
     if os.environ.get("FOCALKIT_DISABLE_TRITON", "0") not in ("", "0"):
+        return False
+    if not (_interpreting() or torch.cuda.is_available()):
         return False
     mod = _triton_module()
     return bool(mod is not None and mod.triton_available())
 
 
 def _cuda_triton_available() -> bool:
-    mod = _triton_module()
-    if mod is None or mod._interpreting():
+    if _interpreting() or not torch.cuda.is_available():
         return False
-    return mod.triton_available()
+    return triton_available()
 
 
 def fused_available() -> bool:
@@ -84,18 +98,52 @@ def _fused_supports(info: CallInfo) -> bool:
 def _triton_supports(info: CallInfo) -> bool:
     if not _kernel_shape_ok(info):
         return False
-    mod = _triton_module()
-    if mod is None:
-        return False
-    return info.device.type == "cuda" or (info.device.type == "cpu" and mod._interpreting())
+    return (info.device.type == "cuda" or (info.device.type == "cpu" and _interpreting())) and triton_available()
 
 
 def _triton_sigmoid(x: torch.Tensor, targets: torch.Tensor, **kw: Any) -> Any:
-    return _triton_module().sigmoid_focal_fwd(x, targets, **kw)
+    return _guard.guarded("sigmoid", _triton_module().sigmoid_focal_fwd, x, targets, **kw)
 
 
 def _triton_softmax(x: torch.Tensor, targets: torch.Tensor, **kw: Any) -> Any:
-    return _triton_module().softmax_focal_fwd(x, targets, **kw)
+    return _guard.guarded("softmax", _triton_module().softmax_focal_fwd, x, targets, **kw)
+
+
+def _fused_sigmoid(x: torch.Tensor, targets: torch.Tensor, **kw: Any) -> Any:
+    """The ``"fused"`` kernel: the custom op under torch.compile, a direct call otherwise."""
+    if torch.compiler.is_compiling():
+        from focalkit.kernels import ops  # registers the custom ops (imports torch._library)
+
+        return ops.sigmoid_focal_fwd(x, targets, **kw)
+    if x.device.type == "cpu":
+        return cpu.sigmoid_focal_fwd(x, targets, **kw)
+    return _triton_sigmoid(x, targets, **kw)
+
+
+def _fused_softmax(x: torch.Tensor, targets: torch.Tensor, **kw: Any) -> Any:
+    """The ``"fused"`` kernel: the custom op under torch.compile, a direct call otherwise."""
+    if torch.compiler.is_compiling():
+        from focalkit.kernels import ops
+
+        return ops.softmax_focal_fwd(x, targets, **kw)
+    if x.device.type == "cpu":
+        return cpu.softmax_focal_fwd(x, targets, **kw)
+    return _triton_softmax(x, targets, **kw)
+
+
+def kernel_status() -> dict[str, Any]:
+    """What the compiled kernels can do here and what the Triton first-call check found.
+
+    Example:
+        >>> import focalkit as fk
+        >>> sorted(fk.kernel_status())
+        ['cpu_kernel', 'triton', 'triton_checks']
+    """
+    return {
+        "cpu_kernel": "available" if cpu.available() else f"unavailable: {cpu.load_error()}",
+        "triton": "available" if triton_available() else "unavailable (no CUDA device, or Triton missing)",
+        "triton_checks": _guard.status(),
+    }
 
 
 # Availability is a property of the machine: under torch.compile it is read once at trace time.
@@ -104,11 +152,9 @@ for _fn in (triton_available, _cuda_triton_available, fused_available, cpu.avail
 
 
 def _register() -> None:
-    from focalkit.kernels import ops
-
     register_backend(
         Backend(
-            "fused", ops.sigmoid_focal_fwd, ops.softmax_focal_fwd,
+            "fused", _fused_sigmoid, _fused_softmax,
             supports=_fused_supports, is_available=fused_available,
         )
     )  # fmt: skip

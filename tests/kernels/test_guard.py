@@ -1,0 +1,87 @@
+"""The first-call check of the Triton kernels (focalkit.kernels._guard), on CPU under the interpreter."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import focalkit as fk
+from focalkit.kernels import _guard, triton_available
+
+pytestmark = pytest.mark.skipif(not triton_available(), reason="Triton (or its CPU interpreter) not available")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_verdicts():
+    _guard.reset()
+    yield
+    _guard.reset()
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(8, 5, generator=g, requires_grad=True), torch.randint(0, 5, (8,), generator=g)
+
+
+def _eager(x, y):
+    with fk.use_backend("eager"):
+        loss = fk.softmax_focal_loss(x, y)
+        (g,) = torch.autograd.grad(loss, x)
+    return loss.detach(), g
+
+
+def test_a_correct_kernel_is_checked_once_then_trusted():
+    x, y = _data()
+    with fk.use_backend("triton"):
+        fk.softmax_focal_loss(x, y).backward()
+    assert fk.kernel_status()["triton_checks"] == {"softmax/float32/labels/cpu": "ok"}
+
+
+@pytest.mark.parametrize("fault", ["wrong", "raises"])
+def test_a_failing_kernel_warns_once_and_falls_back_to_eager(monkeypatch, fault):
+    from focalkit.kernels import _triton
+
+    real = _triton.softmax_focal_fwd
+    calls = []
+
+    def broken(x, targets, **kw):
+        calls.append(1)
+        if fault == "raises":
+            raise RuntimeError("PTX compile failed")
+        loss, count, grad = real(x, targets, **kw)
+        return loss * 1.01, count, grad  # 1 % off: far beyond float32 rounding
+
+    monkeypatch.setattr(_triton, "softmax_focal_fwd", broken)
+    x, y = _data()
+    want_loss, want_grad = _eager(x, y)
+    with fk.use_backend("triton"):
+        with pytest.warns(RuntimeWarning, match="failed its first-call check"):
+            loss = fk.softmax_focal_loss(x, y)
+        (grad,) = torch.autograd.grad(loss, x)
+        torch.testing.assert_close(loss.detach(), want_loss)
+        torch.testing.assert_close(grad, want_grad)
+        verdict = fk.kernel_status()["triton_checks"]["softmax/float32/labels/cpu"]
+        assert verdict.startswith("failed: ") and ("PTX" in verdict or "loss" in verdict)
+        n = len(calls)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # warned once: no second warning
+            fk.softmax_focal_loss(x, y)
+        assert len(calls) == n  # the broken kernel is not called again
+
+
+def test_the_check_can_be_turned_off(monkeypatch):
+    from focalkit.kernels import _triton
+
+    real = _triton.sigmoid_focal_fwd
+    monkeypatch.setattr(_triton, "sigmoid_focal_fwd", lambda x, t, **kw: (lambda r: (r[0] * 2, r[1], r[2]))(real(x, t, **kw)))
+    monkeypatch.setenv("FOCALKIT_TRITON_CHECK", "0")
+    x = torch.randn(4, 3)
+    t = (torch.rand(4, 3) > 0.5).float()
+    with fk.use_backend("eager"):
+        want = fk.sigmoid_focal_loss(x, t)
+    with fk.use_backend("triton"):
+        got = fk.sigmoid_focal_loss(x, t)
+    torch.testing.assert_close(got, want * 2)  # unchecked: the user trusts the kernel
+    assert fk.kernel_status()["triton_checks"] == {}

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv bench gpu-check clean
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,10 @@ test: venv
 
 bench: venv
 	$(PY) benchmarks/bench.py
+
+# On a CUDA machine: Triton tests on the device, fp32/bf16/fp16 benchmark, bandwidth floor -> gpu-check/
+gpu-check: venv
+	$(PY) benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -263,12 +263,18 @@ def _check_range(
 
     ``message(lo, hi)`` builds the error text from the observed range (None, None under compile).
     """
+    a = None
     if torch.compiler.is_compiling():
         pass
     elif t.device.type == "cpu" and t.numel() <= _SMALL and t.dtype in _NUMPY_OK:
         # Small CPU tensors: NumPy on the same memory costs a few microseconds, where the torch ops
-        # below cost tens (per-call overhead matters for small classification batches).
-        a = t.detach().numpy()
+        # below cost tens (per-call overhead matters for small classification batches). Tensors
+        # without storage (functorch wrappers, tracers) take the torch path.
+        try:
+            a = t.detach().numpy()
+        except (RuntimeError, TypeError):
+            a = None
+    if a is not None:
         if ignore_index is not None:
             a = a[a != ignore_index]
         if a.size == 0:

@@ -131,15 +131,20 @@ class Expected:
     grad: np.ndarray | None
     loss_scale: float = 0.0
     grad_scale: float = 0.0
+    fd_noise: float = 0.0
 
 
 #: Roundoffs of the compute dtype, times a case's natural scale, below which errors are absolute.
 ABSOLUTE_ROUNDOFFS = 64
 
 
-def natural_scale(spec: Any, case: Case) -> tuple[float, float]:
-    """(loss scale, gradient scale): what the same call gives at logits 0, where every element is
-    uncertain (p = 1/2 or 1/C), so the scale carries alpha, weight, the reduction and grad_output.
+def natural_scale(spec: Any, case: Case) -> tuple[float, float, float]:
+    """(loss scale, gradient scale, finite-difference noise).
+
+    The scales are what the same call gives at logits 0, where every element is uncertain
+    (p = 1/2 or 1/C), so they carry alpha, weight, the reduction and grad_output. The noise bounds
+    the rounding error of the reference gradient's central differences: 4 roundoffs of the largest
+    per-element loss at the case's logits over the step, times the reduction and grad_output.
 
     float32 algorithms (log_softmax, and torch's ``binary_cross_entropy_with_logits``) have an
     absolute error of a few roundoffs of this scale, not a relative one: the loss of a confident,
@@ -152,12 +157,14 @@ def natural_scale(spec: Any, case: Case) -> tuple[float, float]:
     with np.errstate(all="ignore"):
         per = np.abs(np.asarray(spec.reference(zero, t, **{**kw, "reduction": "none"}), dtype=np.float64))
         red = np.abs(np.asarray(spec.reference(zero, t, **kw), dtype=np.float64))
+        here = np.abs(np.asarray(spec.reference(x, t, **{**kw, "reduction": "none"}), dtype=np.float64))
     if not per.size:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     total = float(per.sum())
     factor = 1.0 if kw["reduction"] == "none" else (float(red) / total if total > 0 else 1.0)
     go = float(case.grad_output.double().abs().max()) if case.grad_output.numel() else 0.0
-    return float(red.max()), float(per.max()) * factor * go
+    noise = 4 * 2.0**-52 * float(np.nanmax(here, initial=0.0)) / FD_STEP * factor * go
+    return float(red.max()), float(per.max()) * factor * go, noise
 
 
 def floor_for(dtype: torch.dtype, tol: "Tolerance", rel: float, scale: float) -> float:
@@ -345,7 +352,7 @@ def _run_case(spec: Any, case: Case, backend: str, want: Expected, device: Any) 
     if problem:
         o.failures.append(Failure("loss-nonfinite" if "non-finite" in problem else "loss", problem, o.loss_err))
     assert want.grad is not None
-    floor = floor_for(case.dtype, tol, tol.grad, want.grad_scale)
+    floor = max(floor_for(case.dtype, tol, tol.grad, want.grad_scale), want.fd_noise / tol.grad)
     o.grad_err, problem, over_g = compare(grad, want.grad, case.dtype, tol.grad, floor)
     o.overflow = over or over_g
     if problem:

@@ -132,14 +132,14 @@ def _shrink(shape: list[int], keep: tuple[int, ...] = ()) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def draw_shape(rng: np.random.Generator, *, min_dim: int) -> tuple[tuple[int, ...], str]:
+def draw_shape(rng: np.random.Generator, *, min_dim: int, min_classes: int = 1) -> tuple[tuple[int, ...], str]:
     """A logits shape and its kind: 0-d/1-d (sigmoid), (N, C), dense up to 5-D, empty, or wide C."""
     kinds = ["0d", "1d", "2d", "3d", "4d", "5d", "empty", "wide"]
     p = [3, 8, 30, 15, 15, 10, 7, 4]
     kind = _pick(rng, [k for k in kinds if k[0] not in "01" or int(k[0]) >= min_dim],
                  [w for k, w in zip(kinds, p) if k[0] not in "01" or int(k[0]) >= min_dim])
     n = int(_pick(rng, [1, 2, 3, 4, 8, 16, 64], [10, 15, 10, 15, 15, 10, 5]))
-    c = int(_pick(rng, [1, 2, 3, 5, 8, 10], [12, 20, 15, 20, 15, 8]))
+    c = max(min_classes, int(_pick(rng, [1, 2, 3, 5, 8, 10], [12, 20, 15, 20, 15, 8])))
     if kind == "0d":
         return (), kind
     if kind == "1d":
@@ -425,7 +425,7 @@ def sigmoid_case(rng: np.random.Generator, dtype: torch.dtype) -> dict[str, Any]
 
 def softmax_case(rng: np.random.Generator, dtype: torch.dtype) -> dict[str, Any]:
     """The random parts of a softmax-family case (see :class:`Case`), without api or layout."""
-    shape, kind = draw_shape(rng, min_dim=2)
+    shape, kind = draw_shape(rng, min_dim=2, min_classes=2)  # a softmax over one class is refused
     x, scale_tag = draw_logits(rng, shape, dtype)
     c = shape[1]
     pos_shape = shape[:1] + shape[2:]

@@ -5,8 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+FUZZ_CASES ?= 10000
+FUZZ_SEED ?= 0
+FUZZ_ARGS ?=
 
-.PHONY: demo test venv bench gpu-check clean
+.PHONY: demo test venv bench gpu-check fuzz clean
 
 venv: $(VENV)/.installed
 
@@ -28,6 +31,11 @@ bench: venv
 # On a CUDA machine: Triton tests on the device, fp32/bf16/fp16 benchmark, bandwidth floor -> gpu-check/
 gpu-check: venv
 	$(PY) benchmarks/gpu_check.py
+
+# The standing fuzz campaign of the losses (docs/fuzz.md): FUZZ_CASES random cases on every backend
+# against the float64 reference; e.g. `make fuzz FUZZ_CASES=500 FUZZ_SEED=3 FUZZ_ARGS="--jobs 2"`.
+fuzz: venv
+	$(PY) -m focalkit.testing.fuzz --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -104,8 +104,11 @@ def _sigmoid_elementwise(
     log_p = _log_sigmoid(x)
     log_1mp = _log_sigmoid(-x)
     p = np.exp(log_p)
+    p_neg = np.exp(log_1mp)  # 1 - p, without the cancellation of 1 - p for p near 1
     ce = -(t * log_p + (1.0 - t) * log_1mp)
-    p_t = p * t + (1.0 - p) * (1.0 - t)
+    # 1 - p_t = 1 - (p t + (1 - p)(1 - t)) = p (1 - t) + (1 - p) t: a sum of non-negative terms, exact
+    # to float64 rounding even when p_t is within 1e-16 of 1 (well-classified elements)
+    one_minus_p_t = p * (1.0 - t) + p_neg * t
     if alpha is None:
         alpha_t = np.ones_like(x)
     else:
@@ -113,7 +116,7 @@ def _sigmoid_elementwise(
         if a.ndim == 1 and x.ndim >= 2 and a.shape[0] == x.shape[1]:
             a = a.reshape((1, -1) + (1,) * (x.ndim - 2))
         alpha_t = a * t + (1.0 - a) * (1.0 - t)
-    loss = alpha_t * (1.0 - p_t) ** gamma * ce
+    loss = alpha_t * one_minus_p_t**gamma * ce
     if weight is not None:
         loss = loss * _np(weight).astype(np.float64)
     return np.where(valid, loss, 0.0), float(valid.sum())
@@ -136,17 +139,24 @@ def _central_difference(f: Any, x: np.ndarray, steps: np.ndarray) -> np.ndarray:
     return (8.0 * (f(x + steps) - f(x - steps)) - (f(x + 2 * steps) - f(x - 2 * steps))) / (12.0 * steps)
 
 
-def _steps(x: np.ndarray) -> np.ndarray:
+def _steps(x: np.ndarray, step: float | None = None) -> np.ndarray:
+    """Per-entry steps: ``step`` everywhere when given, else 1e-3 * max(1, |x|)."""
+    if step is not None:
+        return np.full(x.shape, float(step))
     return 1e-3 * np.maximum(1.0, np.abs(x))
 
 
-def sigmoid_focal_grad(logits: Any, targets: Any, *, grad_output: Any = None, **kwargs: Any) -> np.ndarray:
+def sigmoid_focal_grad(
+    logits: Any, targets: Any, *, grad_output: Any = None, step: float | None = None, **kwargs: Any
+) -> np.ndarray:
     """d(loss)/d(logits) of :func:`sigmoid_focal_loss`, by finite differences of that float64 loss.
 
     Independent of every analytic derivation in focalkit: a fourth-order central difference
     (error about 1e-10 relative for moderate logits). For ``reduction="none"`` it is the gradient
-    of ``sum(grad_output * loss)`` (``grad_output`` defaults to ones). Same keyword arguments as
-    :func:`sigmoid_focal_loss`.
+    of ``sum(grad_output * loss)`` (``grad_output`` defaults to ones). ``step``: an absolute step for
+    every entry (default 1e-3 * max(1, |x|), relative for large logits; an absolute step such as 1e-3
+    suits logits of 1e4 that differ by O(1), where a relative step would swamp the differences).
+    Same keyword arguments as :func:`sigmoid_focal_loss`.
 
     Example:
         >>> import numpy as np
@@ -162,7 +172,7 @@ def sigmoid_focal_grad(logits: Any, targets: Any, *, grad_output: Any = None, **
         return _sigmoid_elementwise(z, targets, **kwargs)[0]
 
     count = _sigmoid_elementwise(x, targets, **kwargs)[1]
-    return _central_difference(per_element, x, _steps(x)) * _factor(grad_output, count, reduction, normalizer)
+    return _central_difference(per_element, x, _steps(x, step)) * _factor(grad_output, count, reduction, normalizer)
 
 
 def softmax_focal_loss(
@@ -200,9 +210,7 @@ def _softmax_elementwise(
     x = _np(logits).astype(np.float64)
     y = _np(targets)
     c = x.shape[1]
-    m = x.max(axis=1, keepdims=True)
-    log_p = x - (m + np.log(np.exp(x - m).sum(axis=1, keepdims=True)))
-    p = np.exp(log_p)
+    log_p, one_minus_p = _log_softmax_and_complement(x)
     if y.shape == x.shape:  # class probabilities
         t = y.astype(np.float64)
         valid = np.ones((x.shape[0],) + x.shape[2:], dtype=bool)
@@ -215,18 +223,39 @@ def _softmax_elementwise(
     t = t * (1.0 - label_smoothing) + label_smoothing / c
     a = np.ones(c) if alpha is None else _np(alpha).astype(np.float64).reshape(c)
     a = a.reshape((1, c) + (1,) * (x.ndim - 2))
-    loss = -(a * t * (1.0 - p) ** gamma * log_p).sum(axis=1)
+    loss = -(a * t * one_minus_p**gamma * log_p).sum(axis=1)
     if weight is not None:
         loss = loss * _np(weight).astype(np.float64)
     return np.where(valid, loss, 0.0), float(valid.sum())
 
 
-def softmax_focal_grad(logits: Any, targets: Any, *, grad_output: Any = None, **kwargs: Any) -> np.ndarray:
+def _log_softmax_and_complement(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log p and 1 - p along dimension 1, both to float64 rounding even for p within 1e-16 of 1.
+
+    With e_j = exp(x_j - max x) (1 at the arg max): 1 - p_c = (sum of e_j for j != c) / sum_j e_j, the
+    sum over the other classes taken from prefix and suffix sums (no subtraction), and
+    log(sum_j e_j) = log1p(sum of the e_j other than the arg max's).
+    """
+    m = x.max(axis=1, keepdims=True)
+    e = np.exp(x - m)
+    zero = np.zeros_like(e[:, :1])
+    before = np.concatenate([zero, np.cumsum(e, axis=1)[:, :-1]], axis=1)
+    after = np.concatenate([np.flip(np.cumsum(np.flip(e, axis=1), axis=1), axis=1)[:, 1:], zero], axis=1)
+    others = before + after  # sum of e_j over j != c
+    top = np.expand_dims(np.argmax(x, axis=1), 1)
+    log_sum = np.log1p(np.take_along_axis(others, top, axis=1))
+    return (x - m) - log_sum, others / np.exp(log_sum)
+
+
+def softmax_focal_grad(
+    logits: Any, targets: Any, *, grad_output: Any = None, step: float | None = None, **kwargs: Any
+) -> np.ndarray:
     """d(loss)/d(logits) of :func:`softmax_focal_loss`, by finite differences of that float64 loss.
 
     One class column is perturbed at a time (the loss of a position depends on all of its
-    classes), with the fourth-order central difference of :func:`sigmoid_focal_grad`. For
-    ``reduction="none"`` it is the gradient of ``sum(grad_output * loss)``.
+    classes), with the fourth-order central difference (and the ``step`` rule) of
+    :func:`sigmoid_focal_grad`. For ``reduction="none"`` it is the gradient of
+    ``sum(grad_output * loss)``.
 
     Example:
         >>> import numpy as np
@@ -242,7 +271,7 @@ def softmax_focal_grad(logits: Any, targets: Any, *, grad_output: Any = None, **
     grad = np.zeros_like(x)
     for k in range(x.shape[1]):
         sl = (slice(None), k) + (slice(None),) * (x.ndim - 2)
-        h = _steps(x[sl])
+        h = _steps(x[sl], step)
 
         def per_position(col: np.ndarray, sl: Any = sl) -> np.ndarray:
             z = x.copy()

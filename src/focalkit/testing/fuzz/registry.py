@@ -1,0 +1,97 @@
+"""The losses under test: one :class:`LossSpec` per loss, in :data:`LOSSES`.
+
+A spec names the loss, its focalkit function and module, its float64 reference and reference
+gradient (:mod:`focalkit.testing.reference`), and how its cases are drawn: the base generator of its
+``family`` (``"sigmoid"``: per-element, ``"softmax"``: per-position over dimension 1) plus ``extra``,
+which draws the loss's own keyword arguments. A loss of the focal family (Poly-1, ASL, QFL, VFL)
+joins the campaign with one :func:`register` call::
+
+    register(LossSpec(
+        name="poly1_softmax", family="softmax",
+        function=fk.poly1_focal_loss, module=fk.Poly1FocalLoss,
+        reference=reference.poly1_focal_loss, reference_grad=reference.poly1_focal_grad,
+        extra=lambda rng: {"epsilon": float(rng.uniform(-1.0, 3.0))},
+    ))
+
+Example:
+    >>> from focalkit.testing.fuzz import LOSSES
+    >>> sorted(LOSSES)
+    ['sigmoid_focal', 'softmax_focal']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import numpy as np
+
+import focalkit as fk
+from focalkit.testing import reference
+
+__all__ = ["LOSSES", "LossSpec", "register"]
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A loss under test.
+
+    Attributes:
+        name: the key in :data:`LOSSES` (also printed in the summary).
+        family: ``"sigmoid"`` or ``"softmax"``: which base case generator draws its inputs.
+        function: the focalkit function, ``function(logits, targets, **kwargs)``.
+        module: the ``nn.Module`` taking the same keyword arguments in its constructor, with
+            ``forward(logits, targets, *, weight=None, normalizer=None)``.
+        reference: the float64 NumPy reference, same arguments (``validate_args`` excepted).
+        reference_grad: d(loss)/d(logits) of the reference (``grad_output=``, ``step=``).
+        extra: draws the loss's own keyword arguments from a NumPy generator (or None).
+        focal_modes: the :class:`focalkit.FocalLoss` modes that compute this loss for a target
+            form and a logits shape (None: FocalLoss does not offer it).
+    """
+
+    name: str
+    family: Literal["sigmoid", "softmax"]
+    function: Callable[..., Any]
+    module: Callable[..., Any]
+    reference: Callable[..., np.ndarray]
+    reference_grad: Callable[..., np.ndarray]
+    extra: Callable[[np.random.Generator], dict[str, Any]] | None = None
+    focal_modes: Callable[[str, tuple[int, ...]], tuple[str, ...]] | None = None
+
+
+def _sigmoid_modes(form: str, shape: tuple[int, ...]) -> tuple[str, ...]:
+    # "binary" is the sigmoid loss for one class: (N,), (N, 1) or (N, 1, d1, ...) logits
+    binary = len(shape) <= 1 or shape[1] == 1
+    if form == "squeezed":
+        return ("binary",)
+    return ("multilabel", "binary") if binary else ("multilabel",)
+
+
+def _softmax_modes(form: str, shape: tuple[int, ...]) -> tuple[str, ...]:
+    return ("multiclass",)
+
+
+LOSSES: dict[str, LossSpec] = {}
+
+
+def register(spec: LossSpec) -> None:
+    """Add (or replace) a loss in the campaign."""
+    if not isinstance(spec, LossSpec):
+        raise TypeError(f"spec must be a LossSpec, got {type(spec).__name__}")
+    if spec.family not in ("sigmoid", "softmax"):
+        raise ValueError(f"family must be 'sigmoid' or 'softmax', got {spec.family!r}")
+    LOSSES[spec.name] = spec
+
+
+register(LossSpec(
+    name="sigmoid_focal", family="sigmoid",
+    function=fk.sigmoid_focal_loss, module=fk.SigmoidFocalLoss,
+    reference=reference.sigmoid_focal_loss, reference_grad=reference.sigmoid_focal_grad,
+    focal_modes=_sigmoid_modes,
+))  # fmt: skip
+register(LossSpec(
+    name="softmax_focal", family="softmax",
+    function=fk.softmax_focal_loss, module=fk.SoftmaxFocalLoss,
+    reference=reference.softmax_focal_loss, reference_grad=reference.softmax_focal_grad,
+    focal_modes=_softmax_modes,
+))  # fmt: skip

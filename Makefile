@@ -1,19 +1,22 @@
-# The two commands of the README's quick start: `make demo` and `make test`.
-# Both create .venv with pip on first use (torch from the CPU wheel on this disk).
+# The two commands of the README's quick start: `make demo` and `make test`; `make docs` builds the site.
+# All create .venv with pip on first use (torch from the CPU wheel on this disk). A constraints file
+# pins torch to TORCH_SPEC for every later install: an unpinned dependency (torchvision, required by
+# timm in the integrations extra) would otherwise pull a newer torch and its CUDA packages.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench gpu-check clean
+.PHONY: demo test venv bench gpu-check docs clean
 
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml $(wildcard setup.py)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[all,dev]"
+	echo "$(TORCH_SPEC)" > $(VENV)/constraints.txt
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e ".[all,dev,integrations,docs]"
 	touch $@
 
 demo: venv
@@ -29,5 +32,9 @@ bench: venv
 gpu-check: venv
 	$(PY) benchmarks/gpu_check.py
 
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+	@echo "open site/index.html"
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build site src/*.egg-info

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import focalkit as fk
-from conftest import need, run_page
+from integration_recipes import need, run_page
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import need, run_page
+from integration_recipes import need, run_page
 
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import focalkit as fk
-from conftest import need, run_page
+from integration_recipes import need, run_page
 
 
 @pytest.fixture(autouse=True)
@@ -20,6 +20,16 @@ def test_page_example_trains_with_mixup_cutmix():
     assert ns["step"] == 29
     assert ns["loss_after"] < ns["loss_before"] / 2
     assert ns["accuracy_after"] > 0.9
+
+
+def _same_loss_and_gradient(ours, theirs, logits):
+    """ours(x) and theirs(x) agree, and so do their gradients with respect to the logits."""
+    a, b = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
+    la, lb = ours(a), theirs(b)
+    torch.testing.assert_close(la, lb)
+    la.backward()
+    lb.backward()
+    torch.testing.assert_close(a.grad, b.grad)
 
 
 def _mixup_targets(n: int = 16, c: int = 5, ls: float = 0.1, seed: int = 0):
@@ -40,7 +50,7 @@ def test_soft_target_cross_entropy_with_mixup(seed):
     from timm.loss import SoftTargetCrossEntropy
 
     logits, _, soft = _mixup_targets(seed=seed)
-    torch.testing.assert_close(fk.softmax_focal_loss(logits, soft, gamma=0.0), SoftTargetCrossEntropy()(logits, soft))
+    _same_loss_and_gradient(lambda x: fk.softmax_focal_loss(x, soft, gamma=0.0), lambda x: SoftTargetCrossEntropy()(x, soft), logits)
 
 
 @pytest.mark.parametrize("ls", [0.0, 0.1, 0.3])
@@ -49,8 +59,10 @@ def test_label_smoothing_cross_entropy(ls):
     from timm.loss import LabelSmoothingCrossEntropy
 
     logits, y, _ = _mixup_targets()
-    expected = LabelSmoothingCrossEntropy(smoothing=ls)(logits, y)
-    torch.testing.assert_close(fk.softmax_focal_loss(logits, y, gamma=0.0, label_smoothing=ls), expected)
+    _same_loss_and_gradient(
+        lambda x: fk.softmax_focal_loss(x, y, gamma=0.0, label_smoothing=ls),
+        lambda x: LabelSmoothingCrossEntropy(smoothing=ls)(x, y), logits,
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -59,8 +71,9 @@ def test_binary_cross_entropy_with_mixup_targets(seed):
     from timm.loss import BinaryCrossEntropy
 
     logits, _, soft = _mixup_targets(seed=seed)
-    expected = BinaryCrossEntropy(smoothing=0.0)(logits, soft)
-    torch.testing.assert_close(fk.sigmoid_focal_loss(logits, soft, gamma=0.0, alpha=None), expected)
+    _same_loss_and_gradient(
+        lambda x: fk.sigmoid_focal_loss(x, soft, gamma=0.0, alpha=None), lambda x: BinaryCrossEntropy(smoothing=0.0)(x, soft), logits
+    )
 
 
 @pytest.mark.parametrize("ls", [0.05, 0.1, 0.4])
@@ -80,12 +93,10 @@ def test_binary_cross_entropy_label_smoothing_uniform_mode(ls, c):
     # the default (toward 1/2) is a different loss unless C = 2: the test can tell them apart
     default = fk.sigmoid_focal_loss(logits, y, gamma=0.0, alpha=None, label_smoothing=ls)
     assert not torch.allclose(default, expected, rtol=1e-4, atol=0)
-    # and the gradients agree too
-    a = logits.clone().requires_grad_(True)
-    b = logits.clone().requires_grad_(True)
-    fk.sigmoid_focal_loss(a, y, gamma=0.0, alpha=None, label_smoothing=ls, label_smoothing_mode="uniform").backward()
-    BinaryCrossEntropy(smoothing=ls)(b, y).backward()
-    torch.testing.assert_close(a.grad, b.grad)
+    _same_loss_and_gradient(
+        lambda x: fk.sigmoid_focal_loss(x, y, gamma=0.0, alpha=None, label_smoothing=ls, label_smoothing_mode="uniform"),
+        lambda x: BinaryCrossEntropy(smoothing=ls)(x, y), logits,
+    )
 
 
 def test_binary_cross_entropy_smooth_dense_is_the_default_mode():
@@ -99,8 +110,9 @@ def test_binary_cross_entropy_smooth_dense_is_the_default_mode():
         pytest.skip("this timm has no smooth_dense (added in timm 1.0.2x)")
     g = torch.Generator().manual_seed(3)
     logits, multi_hot = torch.randn(6, 4, generator=g), (torch.rand(6, 4, generator=g) > 0.6).float()
-    torch.testing.assert_close(
-        fk.sigmoid_focal_loss(logits, multi_hot, gamma=0.0, alpha=None, label_smoothing=0.2), timm_loss(logits, multi_hot)
+    _same_loss_and_gradient(
+        lambda x: fk.sigmoid_focal_loss(x, multi_hot, gamma=0.0, alpha=None, label_smoothing=0.2),
+        lambda x: timm_loss(x, multi_hot), logits,
     )
 
 
@@ -109,6 +121,7 @@ def test_sum_classes_is_a_normalizer_of_n():
     from timm.loss import BinaryCrossEntropy
 
     logits, _, soft = _mixup_targets()
-    expected = BinaryCrossEntropy(smoothing=0.0, sum_classes=True)(logits, soft)
-    ours = fk.sigmoid_focal_loss(logits, soft, gamma=0.0, alpha=None, normalizer=logits.shape[0])
-    torch.testing.assert_close(ours, expected)
+    _same_loss_and_gradient(
+        lambda x: fk.sigmoid_focal_loss(x, soft, gamma=0.0, alpha=None, normalizer=x.shape[0]),
+        lambda x: BinaryCrossEntropy(smoothing=0.0, sum_classes=True)(x, soft), logits,
+    )

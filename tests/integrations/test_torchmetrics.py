@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import need, run_page
+from integration_recipes import need, run_page
 
 
 def test_page_example_trains_and_average_precision_rises():

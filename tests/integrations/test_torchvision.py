@@ -1,7 +1,7 @@
 """focalkit.integrations.torchvision and docs/integrations/torchvision.md.
 
 torchvision's functions are compared twice: against the real torchvision where it imports (its Python
-part; see conftest.py for why its C++ operators are missing here), and always against stand-ins
+part; see integration_recipes.py for why its C++ operators are missing here), and always against stand-ins
 re-typed from torchvision 0.28's source (``torchvision/ops/focal_loss.py`` and
 ``RetinaNetClassificationHead.compute_loss`` in ``torchvision/models/detection/retinanet.py``), fed
 the inputs RetinaNet builds: per-image targets with ``labels``, ``cls_logits`` of shape
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import need, run_page
+from integration_recipes import need, run_page
 from focalkit.integrations import torchvision as fktv
 
 

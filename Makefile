@@ -1,5 +1,7 @@
-# The two commands of the README's quick start: `make demo` and `make test`.
-# Both create .venv with pip on first use (torch from the CPU wheel on this disk).
+# The two commands of the README's quick start: `make demo` and `make test`; `make docs` builds the site.
+# All create .venv with pip on first use (torch from the CPU wheel on this disk). A constraints file
+# pins torch to TORCH_SPEC for every later install: an unpinned dependency (torchvision, required by
+# timm in the integrations extra) would otherwise pull a newer torch and its CUDA packages.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,14 +11,15 @@ FUZZ_CASES ?= 10000
 FUZZ_SEED ?= 0
 FUZZ_ARGS ?=
 
-.PHONY: demo test venv bench gpu-check fuzz clean
+.PHONY: demo test venv bench gpu-check fuzz docs clean
 
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml $(wildcard setup.py)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[all,dev]"
+	echo "$(TORCH_SPEC)" > $(VENV)/constraints.txt
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e ".[all,dev,integrations,docs]"
 	touch $@
 
 demo: venv
@@ -37,5 +40,10 @@ gpu-check: venv
 fuzz: venv
 	$(PY) -m focalkit.testing.fuzz --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) $(FUZZ_ARGS)
 
+# The documentation site (MkDocs, strict): site/index.html
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+	@echo "open site/index.html"
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build site src/*.egg-info

@@ -127,6 +127,24 @@ def check_label_smoothing(label_smoothing: Any) -> float:
     return ls
 
 
+LABEL_SMOOTHING_MODES = ("binary", "uniform")
+
+
+def check_label_smoothing_mode(mode: Any, logits: Tensor | None = None) -> str:
+    """Where the sigmoid loss smooths its targets: ``"binary"`` toward 1/2, ``"uniform"`` toward 1/C."""
+    if not isinstance(mode, str):
+        raise TypeError(f"label_smoothing_mode must be a string {LABEL_SMOOTHING_MODES}, got {type(mode).__name__}")
+    if mode not in LABEL_SMOOTHING_MODES:
+        raise ValueError(f"label_smoothing_mode must be one of {LABEL_SMOOTHING_MODES}, got {mode!r}")
+    if mode == "uniform" and logits is not None and (logits.dim() < 2 or logits.shape[1] < 2):
+        raise ValueError(
+            'label_smoothing_mode="uniform" smooths toward 1/C over the C = logits.shape[1] classes and needs '
+            f"logits of shape (N, C, ...) with C >= 2, got shape {tuple(logits.shape)}; one binary output "
+            'smooths toward 1/2 (label_smoothing_mode="binary")'
+        )
+    return mode
+
+
 def check_ignore_index(ignore_index: Any, *, allow_none: bool) -> None:
     if ignore_index is None:
         if not allow_none:

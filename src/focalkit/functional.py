@@ -23,7 +23,7 @@ from torch import Tensor
 from focalkit import _validation as V, backends
 from focalkit._autograd import FocalLossFunction, reduce_loss
 from focalkit._torch_compat import transforms_active
-from focalkit.backends import composed
+from focalkit.backends import closed_form, composed
 from focalkit.backends.registry import CallInfo
 
 __all__ = ["sigmoid_focal_loss", "softmax_focal_loss"]
@@ -99,6 +99,7 @@ def sigmoid_focal_loss(
     ignore_index: int | None = None,
     label_smoothing: float = 0.0,
     validate_args: bool = True,
+    label_smoothing_mode: str = "binary",
 ) -> Tensor:
     r"""Sigmoid focal loss for binary, multi-label and dense (detection) classification.
 
@@ -135,6 +136,9 @@ def sigmoid_focal_loss(
             nothing. A batch where everything is ignored gives 0 with zero gradient.
         label_smoothing: in [0, 1]; targets move toward 0.5: t * (1 - ls) + 0.5 * ls.
         validate_args: check target values, weight and alpha values (a host sync on GPU).
+        label_smoothing_mode: ``"binary"`` (default, toward 0.5 as above) or ``"uniform"``: toward
+            1/C over the C = logits.shape[1] classes, t * (1 - ls) + ls / C, the convention of
+            ``F.cross_entropy`` and of timm's ``BinaryCrossEntropy(smoothing=ls)``.
 
     Returns:
         The loss, in the logits' dtype: a scalar, or per element for ``reduction="none"``.
@@ -157,6 +161,12 @@ def sigmoid_focal_loss(
     alpha = V.check_sigmoid_alpha(alpha, logits, validate_args)
     weight = V.check_weight(weight, logits.shape, validate_args)
     normalizer = V.check_normalizer(normalizer, reduction, validate_args)
+    label_smoothing_mode = V.check_label_smoothing_mode(label_smoothing_mode, logits if label_smoothing else None)
+    if label_smoothing and label_smoothing_mode == "uniform":
+        targets, ignore_index = closed_form.sigmoid_uniform_smoothed_targets(
+            logits, targets, labels, ignore_index, label_smoothing
+        )
+        labels, label_smoothing = False, 0.0
 
     kwargs: dict[str, Any] = dict(
         labels=labels,

@@ -23,6 +23,7 @@ class _FocalBase(nn.Module):
     alpha: Tensor | None
     weight: Tensor | None
     _function: Any
+    _extra_kwargs: dict[str, Any] = {}  # the function's arguments that only one of the losses has
 
     def __init__(
         self,
@@ -78,6 +79,7 @@ class _FocalBase(nn.Module):
             ignore_index=self.ignore_index,
             label_smoothing=self.label_smoothing,
             validate_args=self.validate_args,
+            **self._extra_kwargs,
         )
 
     def extra_repr(self) -> str:
@@ -91,9 +93,9 @@ class _FocalBase(nn.Module):
 class SigmoidFocalLoss(_FocalBase):
     """Module form of :func:`focalkit.sigmoid_focal_loss` (binary, multi-label, dense detection).
 
-    The constructor takes the function's keyword arguments; ``forward(logits, targets, *,
-    weight=None, normalizer=None)`` takes per-batch ``weight`` / ``normalizer`` that override the
-    constructor's.
+    The constructor takes the function's keyword arguments (``label_smoothing_mode`` included);
+    ``forward(logits, targets, *, weight=None, normalizer=None)`` takes per-batch ``weight`` /
+    ``normalizer`` that override the constructor's.
 
     Example:
         >>> import torch, focalkit as fk
@@ -115,7 +117,9 @@ class SigmoidFocalLoss(_FocalBase):
         ignore_index: int | None = None,
         label_smoothing: float = 0.0,
         validate_args: bool = True,
+        label_smoothing_mode: str = "binary",
     ) -> None:
+        mode = V.check_label_smoothing_mode(label_smoothing_mode)
         if isinstance(alpha, numbers.Real) and not isinstance(alpha, bool) and not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be in [0, 1] (the weight of positives), got {alpha}")
         V.check_ignore_index(ignore_index, allow_none=True)
@@ -123,6 +127,7 @@ class SigmoidFocalLoss(_FocalBase):
             alpha=alpha, gamma=gamma, reduction=reduction, weight=weight, normalizer=normalizer,
             ignore_index=ignore_index, label_smoothing=label_smoothing, validate_args=validate_args,
         )
+        self._extra_kwargs = {"label_smoothing_mode": mode}
 
     _function = staticmethod(sigmoid_focal_loss)
 

@@ -66,6 +66,20 @@ def sigmoid_dense_targets(
     return t, valid, valid.sum()
 
 
+def sigmoid_uniform_smoothed_targets(
+    x: Tensor, targets: Tensor, labels: bool, ignore_index: int | None, label_smoothing: float
+) -> tuple[Tensor, int | None]:
+    """Targets of the logits' shape smoothed toward 1/C (C = x.shape[1]): t (1 - ls) + ls / C.
+
+    This is timm's ``BinaryCrossEntropy(smoothing=ls)`` convention (the default smooths toward 1/2).
+    Returns the float targets (their autograd graph kept) and the ignore_index that now marks the
+    ignored elements: -1, outside the smoothed values' range [0, 1], or None when nothing is ignored.
+    """
+    t, valid, _ = sigmoid_dense_targets(x, targets, labels, ignore_index, compute_dtype(x))
+    t = t * (1.0 - label_smoothing) + label_smoothing / x.shape[1]
+    return (t, None) if valid is None else (torch.where(valid, t, -1.0), -1)
+
+
 def sigmoid_focal_fwd(
     x: Tensor,
     targets: Tensor,

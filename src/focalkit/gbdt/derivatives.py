@@ -145,7 +145,7 @@ def _binary_parts(x: np.ndarray, t: np.ndarray, gamma: float) -> dict[str, np.nd
     hard = (t == 0.0) | (t == 1.0)
     q = p * (1.0 - t) + pm * t  # 1 - p_t
     p_t = p * t + pm * (1.0 - t)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # in np.where's unused branches
         log_q = np.where(hard, t * ls_neg + (1.0 - t) * ls_pos, np.log(q))
         log_pt = np.where(hard, t * ls_pos + (1.0 - t) * ls_neg, np.where(q < 0.5, np.log1p(-q), np.log(p_t)))
         qg = np.exp(gamma * log_q) if gamma != 0 else np.ones_like(x)
@@ -258,7 +258,7 @@ def _softmax_parts(x: np.ndarray, y: np.ndarray, gamma: float) -> dict[str, np.n
     onehot[rows, y] = True
     py = p[rows, y]
     q = np.where(onehot, 0.0, p).sum(axis=1)  # 1 - p_y as the sum of the other classes' probabilities
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # in np.where's unused branches
         log_py = np.where(q < 0.5, np.log1p(-q), log_p[rows, y])
         c = -log_py
         qg = np.exp(gamma * np.log(q)) if gamma != 0 else np.ones(n)
@@ -368,7 +368,7 @@ def softmax_grad_and_matrix(x: np.ndarray, y: np.ndarray, gamma: float, alpha: n
     h = coef[:, None, None] * s
     if rank1 is not None:
         e = d["e"]
-        h = h + rank1[:, None, None] * e[:, :, None] * e[:, None, :]
+        h = h + rank1[:, None, None] * (e[:, :, None] * e[:, None, :])  # exactly symmetric
     a = np.reshape(_class_alpha(y, alpha), (-1, 1))
     grad = -a * d["h1q"][:, None] * d["e"]
     return grad, a[:, :, None] * h

@@ -88,7 +88,9 @@ def _train_lightgbm(part: Part, *, num_class: int, focal: FocalObjective | None,
 
     from focalkit.gbdt import for_lightgbm as fl
 
-    p: dict[str, Any] = {"verbose": -1, "learning_rate": learning_rate}
+    # feature_pre_filter off: on tiny data LightGBM would drop every feature (none can be split with
+    # min_data_in_leaf rows), and a custom objective then stops with a fatal error
+    p: dict[str, Any] = {"verbose": -1, "learning_rate": learning_rate, "feature_pre_filter": False}
     if random_state is not None:
         p["seed"] = int(random_state)
     if n_jobs is not None:

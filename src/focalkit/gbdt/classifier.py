@@ -29,13 +29,11 @@ _RESERVED = {
 
 
 def _validate_data(est: Any, X: Any, y: Any = None, *, reset: bool) -> Any:
-    try:
-        from sklearn.utils.validation import validate_data  # scikit-learn >= 1.6
-    except ImportError:  # pragma: no cover - older scikit-learn
-        return est._validate_data(X, y, reset=reset) if y is not None else est._validate_data(X, reset=reset)
-    if y is None:
-        return validate_data(est, X, reset=reset)
-    return validate_data(est, X, y, reset=reset)
+    """scikit-learn's checks of X (and y); NaN features are allowed: every engine handles them."""
+    from sklearn.utils.validation import validate_data  # scikit-learn >= 1.6
+
+    kw = {"reset": reset, "ensure_all_finite": "allow-nan"}
+    return validate_data(est, X, **kw) if y is None else validate_data(est, X, y, **kw)
 
 
 class FocalBoostClassifier(ClassifierMixin, BaseEstimator):
@@ -136,7 +134,7 @@ class FocalBoostClassifier(ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = self.engine in ("lightgbm", "xgboost")
+        tags.input_tags.allow_nan = True  # missing values go to the engines, which all handle them
         return tags
 
     # ------------------------------------------------------------------------------ checks
@@ -184,6 +182,8 @@ class FocalBoostClassifier(ClassifierMixin, BaseEstimator):
             eval_set: ``(X_val, y_val)`` for early stopping (see ``early_stopping_rounds``).
             eval_sample_weight: (n_val,) weights of the eval set.
         """
+        if y is None:
+            raise ValueError("FocalBoostClassifier requires y to be passed, but the target y is None")
         X, y = _validate_data(self, X, y, reset=True)
         check_classification_targets(y)
         enc = LabelEncoder().fit(y)
@@ -219,8 +219,10 @@ class FocalBoostClassifier(ClassifierMixin, BaseEstimator):
         a = np.asarray(w, dtype=np.float64).reshape(-1)
         if a.shape != (n,):
             raise ValueError(f"{name} must have one weight per example ({n}), got shape {np.shape(w)}")
-        if not (np.isfinite(a).all() and (a >= 0).all()) or a.sum() <= 0:
-            raise ValueError(f"{name} must be finite, >= 0 and not all 0")
+        if not (np.isfinite(a).all() and (a >= 0).all()):
+            raise ValueError(f"{name} must be finite and >= 0")
+        if a.sum() <= 0:
+            raise ValueError(f"{name} must not be all zero: a zero total weight leaves nothing to fit")
         return a
 
     def _eval_set(self, eval_set: Any, enc: LabelEncoder) -> tuple[Any, np.ndarray]:
@@ -266,4 +268,5 @@ class FocalBoostClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each row."""
+        check_is_fitted(self, "booster_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

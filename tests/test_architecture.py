@@ -168,8 +168,7 @@ def test_import_and_first_loss_call_load_no_tool_no_extra_and_no_gpu_stack(call)
         f"fk.{call}_focal_loss(torch.randn(4, 3, requires_grad=True), torch.tensor([0, 1, 2, 0])).backward()\n"
         "bad = sorted(m for m in sys.modules if m.startswith(('focalkit.tools', 'focalkit.gbdt')) or "
         "m.split('.')[0] in ('typer', 'rich', 'optuna', 'matplotlib', 'sklearn', 'triton', 'sympy', 'lightgbm', "
-        "'xgboost', 'catboost') or m == 'torch._dynamo')
-"
+        "'xgboost', 'catboost') or m == 'torch._dynamo')\n"
         "print(','.join(bad))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}

@@ -8,7 +8,7 @@ only. The engines are imported inside the functions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,15 @@ class Trained:
     model: Any
     n_trees: int  # boosting rounds to use when predicting (the best one under early stopping)
     num_class: int
+    history: list[float] = field(default_factory=list)  # the eval metric on ``valid`` after each round
+
+
+def _first_metric(evals: dict) -> list[float]:
+    """The first metric's values of the first eval set in an engine's ``{set: {metric: [...]}}``."""
+    for per_set in evals.values():
+        for values in per_set.values():
+            return [float(v) for v in values]
+    return []
 
 
 def train(
@@ -107,16 +116,17 @@ def _train_lightgbm(part: Part, *, num_class: int, focal: FocalObjective | None,
         feval = fl.metric(focal.gamma, alpha=focal.alpha)
     p.update(params)
     dtrain = lgb.Dataset(part.X, part.y, weight=part.weight, init_score=part.init, free_raw_data=False)
-    callbacks, valid_sets = [], []
+    callbacks, valid_sets, evals = [], [], {}
     if valid is not None:
         valid_sets = [lgb.Dataset(valid.X, valid.y, weight=valid.weight, init_score=valid.init, reference=dtrain)]
+        callbacks.append(lgb.record_evaluation(evals))
         if early_stopping_rounds:
             callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
     booster = lgb.train(p, dtrain, num_boost_round=n_estimators, valid_sets=valid_sets, feval=feval,
                         callbacks=callbacks)
     n = booster.best_iteration if early_stopping_rounds and valid is not None and booster.best_iteration > 0 \
         else booster.current_iteration()
-    return Trained("lightgbm", booster, int(n), num_class)
+    return Trained("lightgbm", booster, int(n), num_class, _first_metric(evals))
 
 
 # ----------------------------------------------------------------------------------------- XGBoost
@@ -147,13 +157,15 @@ def _train_xgboost(part: Part, *, num_class: int, focal: FocalObjective | None, 
     evals = []
     if valid is not None:
         evals = [(xgb.DMatrix(valid.X, valid.y, weight=valid.weight, base_margin=valid.init), "valid")]
+    record: dict = {}
     booster = xgb.train(p, dtrain, num_boost_round=n_estimators, evals=evals, obj=obj, custom_metric=metric,
-                        early_stopping_rounds=early_stopping_rounds if evals else None, verbose_eval=False)
+                        early_stopping_rounds=early_stopping_rounds if evals else None, verbose_eval=False,
+                        evals_result=record)
     if early_stopping_rounds and evals:
         n = booster.best_iteration + 1
     else:
         n = booster.num_boosted_rounds()
-    return Trained("xgboost", booster, int(n), num_class)
+    return Trained("xgboost", booster, int(n), num_class, _first_metric(record))
 
 
 # ---------------------------------------------------------------------------------------- CatBoost
@@ -190,4 +202,5 @@ def _train_catboost(part: Part, *, num_class: int, focal: FocalObjective | None,
         warnings.filterwarnings("ignore", message="Failed to import numba")
         model.fit(train_pool, eval_set=eval_pool, early_stopping_rounds=early_stopping_rounds if eval_pool else None,
                   use_best_model=bool(early_stopping_rounds and eval_pool is not None))
-    return Trained("catboost", model, int(model.tree_count_), num_class)
+    evals = {k: v for k, v in model.get_evals_result().items() if k == "validation"}
+    return Trained("catboost", model, int(model.tree_count_), num_class, _first_metric(evals))

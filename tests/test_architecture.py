@@ -1,7 +1,8 @@
 """The layout's rules, checked on the source: core apart from tools, no import cycles, small files.
 
 * The core (``focalkit/*.py``, ``backends/``, ``kernels/``, ``testing/``) imports only the standard
-  library, torch, numpy (triton in ``kernels/_triton_kernels.py`` alone) and other core modules.
+  library, torch, numpy (triton in ``kernels/_triton_kernels.py`` alone) and other core modules: never a
+  tool (``focalkit.tools``) nor the boosting integration (``focalkit.gbdt``).
 * No import cycles among focalkit's modules, counting imports inside functions and
   ``importlib.import_module("...")`` / ``__import__("...")`` calls with a literal name.
 * No source file in ``src/`` over 600 lines.
@@ -83,6 +84,7 @@ def test_the_layout_is_what_the_docs_say():
             "focalkit.kernels.ops", "focalkit.testing.reference", "focalkit.tools.cli"} <= set(MODULES)
     assert _is_core("focalkit.functional") and _is_core("focalkit.kernels.cpu")
     assert not _is_core("focalkit.tools.tune.api") and not _is_core("focalkit.__main__")
+    assert not _is_core("focalkit.gbdt") and not _is_core("focalkit.gbdt.derivatives")
 
 
 def test_core_imports_only_stdlib_torch_numpy_and_core():
@@ -164,8 +166,9 @@ def test_import_and_first_loss_call_load_no_tool_no_extra_and_no_gpu_stack(call)
     code = (
         "import sys, torch, focalkit as fk\n"
         f"fk.{call}_focal_loss(torch.randn(4, 3, requires_grad=True), torch.tensor([0, 1, 2, 0])).backward()\n"
-        "bad = sorted(m for m in sys.modules if m.startswith('focalkit.tools') or m.split('.')[0] in "
-        "('typer', 'rich', 'optuna', 'matplotlib', 'sklearn', 'triton', 'sympy') or m == 'torch._dynamo')\n"
+        "bad = sorted(m for m in sys.modules if m.startswith(('focalkit.tools', 'focalkit.gbdt')) or "
+        "m.split('.')[0] in ('typer', 'rich', 'optuna', 'matplotlib', 'sklearn', 'triton', 'sympy', 'lightgbm', "
+        "'xgboost', 'catboost') or m == 'torch._dynamo')\n"
         "print(','.join(bad))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}

@@ -75,16 +75,20 @@ def compare(
     html_report: bool = typer.Option(True, "--html/--no-html", help="Write the HTML report."),
     backend: str = typer.Option("auto", "--backend", help="focalkit backend for the losses: auto, reference, eager, fused."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, table only."),
+    model: str = typer.Option("net", "--model", "-m", help="net (the task's small neural net), or gradient boosting: lightgbm, xgboost, catboost (CE = the engine's logloss, balanced CE = class weights, focal = focalkit.gbdt; needs the gbdt extra)."),
+    rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="Boosting rounds (default 200); with --model lightgbm/xgboost/catboost."),
 ) -> None:
     """Train cross-entropy, alpha-balanced CE and focal loss (a gamma grid) on the same model and
     seeds, and report which wins on held-out rare-class metrics (table, JSON, HTML report).
 
     Runs under ``torchrun --nproc_per_node N -m focalkit compare ...`` with DDP (rank 0 writes).
+    With ``--model lightgbm|xgboost|catboost`` gradient-boosted trees take the net's place.
     """
     import torch
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from focalkit.tools.experiments.boosting import BoostConfig
     from focalkit.tools.experiments.compare import CompareConfig, prepare, render_table, run_compare, write_json
     from focalkit.tools.experiments.data import DataError
     from focalkit.tools.experiments.train import default_config
@@ -117,7 +121,7 @@ def compare(
             gammas=_floats(gammas, "--gammas") if "focal" in loss_list else [],
             alpha=_alpha(alpha, "--alpha"), balanced_alpha=_alpha(balanced_alpha, "--balanced-alpha"),
             alpha_method=alpha_method, prior=prior_value, epochs=epochs, test_fraction=test_fraction,
-            init_from=init_from, save=save, device=device,
+            init_from=init_from, save=save, device=device, model=model.strip().lower(), rounds=rounds,
         )
     except typer.BadParameter as e:
         fail(str(e))
@@ -159,7 +163,8 @@ def compare(
         )
         with progress:
             total = progress.add_task("all runs", total=len(specs) * len(cfg.seeds))
-            epochs_total = cfg.epochs or default_config(ds).epochs
+            epochs_total = ((cfg.epochs or default_config(ds).epochs) if cfg.model == "net"
+                            else (cfg.rounds or BoostConfig().rounds))
             current = {"task": None}
 
             def on_run_start(i: int, n: int, spec, seed: int) -> None:

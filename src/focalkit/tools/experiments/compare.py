@@ -81,6 +81,9 @@ class CompareConfig:
         init_from: a model saved by ``--save`` to start every run from.
         save: directory to save each trained model to.
         device: torch device.
+        model: ``"net"`` (the task's small neural net) or a gradient-boosting engine,
+            ``"lightgbm"``, ``"xgboost"``, ``"catboost"`` (:mod:`~focalkit.tools.experiments.boosting`).
+        rounds: boosting rounds (default 200); boosting only.
     """
 
     data: str = "dense"
@@ -98,8 +101,24 @@ class CompareConfig:
     init_from: str | None = None
     save: str | None = None
     device: str = "cpu"
+    model: str = "net"
+    rounds: int | None = None
 
     def validate(self) -> None:
+        from focalkit.tools.experiments.boosting import MODELS
+
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.model != "net":
+            if self.init_from is not None or self.save is not None:
+                raise ValueError(f"--save/--init-from need --model net (got {self.model})")
+            if self.epochs is not None:
+                raise ValueError(f"--epochs sets the net's training; boosting takes --rounds (--model {self.model})")
+        elif self.rounds is not None:
+            raise ValueError("--rounds sets boosting rounds; it needs --model lightgbm, xgboost or catboost")
+        if self.rounds is not None and (isinstance(self.rounds, bool) or not isinstance(self.rounds, int)
+                                        or self.rounds < 1):
+            raise ValueError(f"rounds must be a positive int, got {self.rounds!r}")
         if not self.seeds:
             raise ValueError("seeds must not be empty")
         if len(set(self.seeds)) != len(self.seeds):
@@ -301,6 +320,10 @@ def prepare(cfg: CompareConfig) -> tuple[Dataset, list[LossSpec], dict | None, l
     """
     cfg.validate()
     ds = load_data(cfg.data, target=cfg.target, seed=cfg.data_seed)
+    if cfg.model != "net":
+        from focalkit.tools.experiments.boosting import check_model
+
+        check_model(cfg.model, ds)
     specs = build_losses(cfg)
     notes: list[str] = []
     ck_meta = None
@@ -344,6 +367,8 @@ def run_compare(
     """
     t0 = time.perf_counter()
     ds, specs, ck_meta, notes = prepared if prepared is not None else prepare(cfg)
+    if cfg.model != "net":
+        return _run_boosting(cfg, ds, specs, notes, t0, on_run_start, on_progress)
     tcfg = default_config(ds)
     if cfg.epochs is not None:
         tcfg.epochs = cfg.epochs
@@ -370,6 +395,17 @@ def run_compare(
                 r["saved"] = save
             runs.append(r)
             i += 1
+    environment = {
+        "focalkit": fk.__version__, "torch": torch.__version__, "python": platform.python_version(),
+        "platform": platform.platform(), "threads": torch.get_num_threads(), "world_size": world,
+        "backend": fk.get_backend(), "available_backends": fk.available_backends(), "device": cfg.device,
+    }
+    train_config = tcfg.to_dict() | {"optimizer": "Adam", "prior": cfg.prior}
+    return _result(cfg, ds, specs, runs, notes, train_config, environment, t0)
+
+
+def _result(cfg: CompareConfig, ds: Dataset, specs: list[LossSpec], runs: list[dict], notes: list[str],
+            train_config: dict[str, Any], environment: dict[str, Any], t0: float) -> dict[str, Any]:
     names = [s.name for s in specs]
     summary = summarize(runs, names)
     result = {
@@ -382,7 +418,7 @@ def run_compare(
             "num_classes": ds.num_classes, "rare_classes": ds.rare_classes,
             "class_names": ds.class_names,
         },
-        "train_config": tcfg.to_dict() | {"optimizer": "Adam", "prior": cfg.prior},
+        "train_config": train_config,
         "seeds": list(cfg.seeds),
         "losses": [s.to_dict() for s in specs],
         "runs": runs,
@@ -390,14 +426,40 @@ def run_compare(
         "verdicts": verdicts(summary, len(cfg.seeds)),
         "headline": headline(summary, specs, len(cfg.seeds)),
         "notes": notes,
-        "environment": {
-            "focalkit": fk.__version__, "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "threads": torch.get_num_threads(), "world_size": world,
-            "backend": fk.get_backend(), "available_backends": fk.available_backends(), "device": cfg.device,
-        },
+        "environment": environment,
     }
     result["elapsed"] = time.perf_counter() - t0
     return _clean(result)
+
+
+def _run_boosting(cfg: CompareConfig, ds: Dataset, specs: list[LossSpec], notes: list[str], t0: float,
+                  on_run_start: Callable | None, on_progress: Callable | None) -> dict[str, Any]:
+    """:func:`run_compare` with a gradient-boosting engine in place of the net."""
+    from focalkit.gbdt import DEFAULT_HESSIAN
+    from focalkit.tools.experiments.boosting import BoostConfig, fit_and_score_boosting
+
+    bcfg = BoostConfig() if cfg.rounds is None else BoostConfig(rounds=cfg.rounds)
+    runs: list[dict] = []
+    i = 0
+    for seed in cfg.seeds:
+        tr, te = train_test_split(ds, test_fraction=cfg.test_fraction, seed=seed)
+        for spec in specs:
+            if on_run_start is not None:
+                on_run_start(i, len(specs) * len(cfg.seeds), spec, seed)
+            r = fit_and_score_boosting(ds, tr, te, spec, engine=cfg.model, seed=seed, config=bcfg, prior=cfg.prior,
+                                       on_progress=on_progress)
+            r["n_train"], r["n_test"] = int(len(tr)), int(len(te))
+            runs.append(r)
+            i += 1
+    train_config = bcfg.to_dict() | {
+        "model": cfg.model, "prior": cfg.prior, "init": "class prior of the training split (margin)",
+        "ce": f"{cfg.model}'s own logloss/softmax objective", "balanced_ce": "the same with alpha_t example weights",
+        "focal": f"focalkit.gbdt focal objective, hessian={DEFAULT_HESSIAN!r}", "curve_unit": "round",
+    }
+    environment = {"focalkit": fk.__version__, cfg.model: __import__(cfg.model).__version__,
+                   "python": platform.python_version(), "platform": platform.platform(), "device": "cpu",
+                   "threads": bcfg.threads}
+    return _result(cfg, ds, specs, runs, notes, train_config, environment, t0)
 
 
 def write_json(result: dict[str, Any], path: str) -> None:

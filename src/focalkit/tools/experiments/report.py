@@ -74,7 +74,7 @@ def figure_pr(result: dict[str, Any]):
 
 
 def figure_loss(result: dict[str, Any]):
-    """Mean training loss per epoch relative to epoch 1, per loss (log scale)."""
+    """Mean training loss per epoch (boosting: round) relative to the first, per loss (log scale)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for name in _names(result):
@@ -82,9 +82,10 @@ def figure_loss(result: dict[str, Any]):
         n = min(len(c) for c in curves)
         rel = np.mean([c[:n] / c[0] if c[0] > 0 else c[:n] for c in curves], 0)
         ax.plot(np.arange(1, n + 1), rel, marker=".", label=name)
+    unit = result.get("train_config", {}).get("curve_unit", "epoch")  # boosting: "round"
     ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss / epoch-1 loss")
+    ax.set_xlabel(unit)
+    ax.set_ylabel(f"training loss / {unit}-1 loss")
     ax.set_title("training loss (mean over seeds)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)

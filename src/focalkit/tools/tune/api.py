@@ -266,6 +266,8 @@ def tune_data(
     seed: int = 0,
     workers: int = 1,
     alpha_bounds: tuple[float | None, float | None] = (None, None),
+    model: str = "net",
+    rounds: int | None = None,
     **kwargs: Any,
 ) -> TuneResult:
     """:func:`tune` on ``focalkit compare``'s data sources and models.
@@ -282,6 +284,8 @@ def tune_data(
             order and sampler seed.
         alpha_bounds: (low, high) of alpha on binary/dense data (default 0.05, 0.95) or of the
             class-weight exponent s on multi-class data (default 0, 1); None keeps a default.
+        model: ``"net"`` (the task's neural net) or gradient boosting, ``"lightgbm"``,
+            ``"xgboost"``, ``"catboost"`` (``rounds`` rounds, default 200; tabular data only).
         workers, **kwargs: passed to :func:`tune` (``n_trials``, ``storage``, ``study``,
             ``gamma_range``...). The pruner reports the validation ``metric`` after every epoch;
             ``pruner_warmup_steps`` defaults to half the epochs of one fold.
@@ -295,6 +299,16 @@ def tune_data(
     workers = check_int("workers", workers, 1)
     if epochs is not None:
         epochs = check_int("epochs", epochs, 1)
+    from focalkit.tools.experiments.boosting import N_CHECKPOINTS, check_model
+
+    check_model(model)
+    if model == "net" and rounds is not None:
+        raise ValueError("rounds sets boosting rounds; it needs model='lightgbm', 'xgboost' or 'catboost'")
+    if model != "net":
+        if epochs is not None:
+            raise ValueError(f"epochs sets the net's training; boosting takes rounds (model={model!r})")
+        if rounds is not None:
+            rounds = check_int("rounds", rounds, 1)
     for bad in ("class_counts", "balanced_alpha", "direction", "metric", "alpha_range",
                 "alpha_power_range", "alpha_mode"):
         if bad in kwargs:
@@ -302,8 +316,10 @@ def tune_data(
     # One torch thread per worker: these models are small, and OpenMP threads waiting for each
     # other on a busy machine slow training down several-fold; scale with workers instead.
     objective = DataObjective(source=os.fspath(source), target=target, data_seed=data_seed,
-                              folds=folds, metric=metric, epochs=epochs, seed=seed, threads=1)
+                              folds=folds, metric=metric, epochs=epochs, seed=seed, threads=1, model=model,
+                              rounds=rounds)
     ds, _ = objective.data()  # load errors (and too few examples for k folds) surface here
+    check_model(model, ds)
     counts, balanced = data_counts(ds)
     lo, hi = alpha_bounds
     if ds.task == "multiclass":
@@ -315,9 +331,12 @@ def tune_data(
         # first fold.
         from focalkit.tools.experiments.train import default_config
 
-        kwargs["pruner_warmup_steps"] = (epochs or default_config(ds).epochs) // 2
+        steps = (epochs or default_config(ds).epochs) if model == "net" else N_CHECKPOINTS
+        kwargs["pruner_warmup_steps"] = steps // 2
     ident = {"source": objective.source, "target": target, "data_seed": data_seed,
              "epochs": epochs, "seed": seed, "task": ds.task, "n": len(ds)}
+    if model != "net":  # studies of the net keep their identity (and stay resumable)
+        ident |= {"model": model, "rounds": rounds}
     return tune(objective, class_counts=counts, balanced_alpha=balanced, folds=folds,
                 direction="maximize" if HIGHER_IS_BETTER[metric] else "minimize", metric=metric,
                 workers=workers, seed=seed, objective_id=ident, **kwargs)

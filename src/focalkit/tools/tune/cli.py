@@ -86,6 +86,8 @@ def tune_command(
     out: Path = typer.Option(Path("."), help="Folder for STUDY.json, STUDY.png and STUDY.html."),
     top: int = typer.Option(10, help="Rows of the top-trials table."),
     report_only: bool = typer.Option(False, "--report-only", help="Run no trial: report the study as it is."),
+    model: str = typer.Option("net", "--model", "-m", help="net, or gradient boosting: lightgbm, xgboost, catboost (as focalkit compare; needs the gbdt extra)."),
+    rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="Boosting rounds per fold (default 200); with --model lightgbm/xgboost/catboost."),
 ) -> None:
     """Tune focal loss's gamma and alpha by k-fold cross-validation (Optuna TPE + median pruner).
 
@@ -106,7 +108,8 @@ def tune_command(
                   "pip install 'focalkit[tune]'")
         raise typer.Exit(2) from None
 
-    name = study or _study_name(data, metric)
+    model = model.strip().lower()
+    name = study or _study_name(data, metric) + ("" if model == "net" else f"-{model}")
     kwargs: dict[str, Any] = dict(
         n_trials=n_trials, storage=storage, study=name, gamma_range=(gamma_min, gamma_max),
         timeout=timeout, prune=prune,
@@ -121,7 +124,7 @@ def tune_command(
                       f"{folds} folds, {workers} worker(s)")
             result = tuning.tune_data(
                 data, target=target, metric=metric, folds=folds, epochs=epochs, data_seed=data_seed,
-                seed=seed, workers=workers, alpha_bounds=(alpha_min, alpha_max),
+                seed=seed, workers=workers, alpha_bounds=(alpha_min, alpha_max), model=model, rounds=rounds,
                 callbacks=[_trial_line(metric, n_trials)], **kwargs,
             )
     except KeyboardInterrupt:

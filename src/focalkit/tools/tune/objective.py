@@ -22,6 +22,11 @@ class DataObjective:
     focal loss (gamma, alpha), cross-entropy or alpha-balanced cross-entropy on the other folds of
     a stratified k-fold split and returns ``metric`` on fold ``f``; after every epoch it reports
     the validation ``metric`` to the pruner. Picklable: each worker process loads the data once.
+
+    ``model="lightgbm"``, ``"xgboost"`` or ``"catboost"`` trains gradient-boosted trees instead
+    (:func:`focalkit.tools.experiments.boosting.fit_and_score_boosting`, ``rounds`` rounds): the
+    references are the engine's logloss and its class-weighted version, and the pruner gets the
+    validation ``metric`` at each tenth of the rounds.
     """
 
     source: str
@@ -32,6 +37,8 @@ class DataObjective:
     epochs: int | None = None
     seed: int = 0
     threads: int | None = None
+    model: str = "net"
+    rounds: int | None = None
     _cache: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -68,6 +75,13 @@ class DataObjective:
             spec = LossSpec("focal", gamma=gamma, alpha=alpha)
         on_epoch = None if report is None else (lambda _epoch, m: report(m[self.metric]))
         try:
+            if self.model != "net":
+                from focalkit.tools.experiments.boosting import BoostConfig, fit_and_score_boosting
+
+                config = BoostConfig() if self.rounds is None else BoostConfig(rounds=self.rounds)
+                r = fit_and_score_boosting(ds, train_idx, val_idx, spec, engine=self.model, seed=self.seed,
+                                           config=config, on_epoch=on_epoch, curves=False)
+                return float(r[self.metric])
             r = fit_and_score(ds, train_idx, val_idx, spec, seed=self.seed, epochs=self.epochs,
                               on_epoch=on_epoch, curves=False)
         except FloatingPointError:  # training diverged: a non-finite score (counted, never best)

@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from focalkit.tools.experiments.data import BUILTIN, DataError
 from focalkit.tools.studio import datasets as D
 from focalkit.tools.studio.guard import Guard, RequestTooLarge, lock_data_dir
-from focalkit.tools.studio.jobs import Jobs, read_result, recover_summary, remove_run_files, run_dir, tune_outputs
+from focalkit.tools.studio.jobs import Jobs, read_result, warm_up, recover_summary, remove_run_files, run_dir, tune_outputs
 from focalkit.tools.studio.runs import BadRequest, RunRequest, compare_spec, join, label, tune_spec
 from focalkit.tools.studio.store import ACTIVE, Store
 from focalkit.tools.studio.worker import REPORT, RESULT, WEIGHTS
@@ -100,6 +100,7 @@ def create_app(
     store = Store(data_dir)
     store.recover(recover_summary(data_dir))
     jobs = Jobs(store, data_dir, concurrency=concurrency, grace=grace)
+    warm_up()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -142,6 +143,12 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def page() -> HTMLResponse:
         return HTMLResponse(_asset("studio.html"), headers={"Cache-Control": "no-store"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        svg = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
+               'fill="#1f77b4"/><path d="M3 13 C5 4 8 3 13 3" stroke="#fff" stroke-width="2" fill="none"/></svg>')
+        return Response(svg, media_type="image/svg+xml")
 
     @app.get("/assets/{name}", include_in_schema=False)
     async def asset(name: str) -> Response:

@@ -6,12 +6,14 @@ CPU, flushed denormals, the chosen backend; :func:`~focalkit.tools.experiments.c
 then :func:`~focalkit.tools.experiments.compare.run_compare`), so the numbers are those of the
 equivalent command line, and writes the same JSON and HTML report, plus the trained weights.
 
-Messages to the server (plain dicts): ``phase``, ``start`` (losses, seeds, epochs), ``run_start``
+The worker is forked from a fork server that imported torch once (see
+:func:`focalkit.tools.studio.jobs.worker_context`). Messages to the server (plain dicts): ``phase``, ``start`` (losses, seeds, epochs), ``run_start``
 (loss, seed), ``epoch`` (mean training loss of one epoch), then one of ``done`` (a summary for the
 history), ``failed`` (one line) or ``cancelled``. Cancellation is cooperative: the server sets an
 event that the worker checks at the start of every training run and after every epoch. The worker
-dies with the server (Linux ``PR_SET_PDEATHSIG``, and a parent check at the same points), so a
-killed server leaves no orphan training behind.
+dies with the server (Linux ``PR_SET_PDEATHSIG`` on its parent, the fork server, which exits when
+the server does; and a check of both at the same points), so a killed server leaves no orphan
+training behind.
 """
 
 from __future__ import annotations
@@ -47,6 +49,16 @@ def die_with_parent() -> None:
         pass
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover
+        return True
+    return True
+
+
 def summarize_result(result: dict[str, Any]) -> dict[str, Any]:
     """The few fields of a compare result that the history list shows."""
     return {
@@ -77,8 +89,10 @@ def compare_main(spec: dict[str, Any], conn: Any, cancel: Any, parent_pid: int) 
         except (BrokenPipeError, EOFError, OSError):  # the server is gone: stop at once
             os._exit(1)
 
+    ppid = os.getppid()  # the fork server (or the server itself under spawn)
+
     def check() -> None:
-        if os.getppid() != parent_pid:
+        if os.getppid() != ppid or not _alive(parent_pid):
             os._exit(1)
         if cancel.is_set():
             raise Cancelled()

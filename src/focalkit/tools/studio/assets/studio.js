@@ -230,7 +230,7 @@ function applyEvent(p, ev) {  // the server's jobs.apply_event, for the page's c
   } else if (ev.type === "trial") {
     const t = (p.trials = p.trials || []), i = t.findIndex(x => x.number === ev.trial.number);
     if (i >= 0) t[i] = ev.trial; else { t.push(ev.trial); t.sort((a, b) => a.number - b.number); }
-    p.trials_done = t.filter(x => x.state !== "RUNNING").length;
+    p.trials_done = t.filter(x => ["COMPLETE", "PRUNED", "FAIL"].includes(x.state)).length;
   }
 }
 function setStatus(status, error) {
@@ -378,7 +378,7 @@ function renderTrials(trials) {
   const tb = $("trials").querySelector("tbody");
   tb.innerHTML = "";
   const run = S.current, n = run.request.n_trials;
-  $("trials-count").textContent = `(${trials.filter(t => t.state !== "RUNNING").length} of ${n})`;
+  $("trials-count").textContent = `(${S.progress.trials_done || 0} of ${n} finished)`;
   const sign = run.request.metric === "ece" ? -1 : 1;
   const done = trials.filter(t => t.state === "COMPLETE" && t.value !== null);
   const best = done.length ? done.reduce((a, b) => (sign * b.value > sign * a.value ? b : a)) : null;

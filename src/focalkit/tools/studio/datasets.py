@@ -53,15 +53,20 @@ def _mb(n: int) -> str:
 def clean_filename(name: str) -> str:
     """The last path component of ``name`` with only ``[A-Za-z0-9._-]`` kept (others become ``_``).
 
-    Leading dots are dropped (no hidden files, no ``..``); an empty result becomes ``data``.
+    Leading and trailing dots and underscores of the stem are dropped (no hidden files, no
+    ``..``); an empty stem becomes ``data``; the suffix keeps its letters and digits.
 
     Example:
         >>> clean_filename("../../x.csv"), clean_filename("C:\\\\Users\\\\me\\\\my data (1).csv")
-        ('x.csv', 'my_data_1_.csv')
+        ('x.csv', 'my_data_1.csv')
     """
     base = re.split(r"[\\/]", str(name))[-1].strip()
-    base = _BAD.sub("_", base).lstrip("._")[:120]
-    return base or "data"
+    stem, ext = os.path.splitext(base)
+    if stem.startswith(".") and not ext:  # ".csv" alone is a stem to Python, a suffix here
+        stem, ext = "", stem
+    stem = _BAD.sub("_", stem).strip("._")[:100]
+    ext = "." + re.sub(r"[^A-Za-z0-9]+", "", ext)[:10] if ext else ""
+    return (stem or "data") + (ext if ext != "." else "")
 
 
 def save_upload(data_dir: Path, filename: str, src: BinaryIO, limit: int) -> tuple[str, Path, int]:

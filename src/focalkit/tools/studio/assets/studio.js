@@ -41,6 +41,7 @@ function el(tag, attrs, ...kids) {
 }
 function fmtNum(v, digits = 4) {
   if (v === null || v === undefined || Number.isNaN(v)) return "n/a";
+  if (typeof v !== "number") return String(v);
   if (v === 0) return "0";
   const a = Math.abs(v);
   if (a >= 1e4 || a < 1e-3) return v.toExponential(digits - 1).replace(/e([+-])(\d)$/, "e$10$2");
@@ -372,7 +373,7 @@ function drawCurves(canvas, curves, epochs, losses) {
 }
 function trialAlpha(t) {
   if (t.alpha === null || t.alpha === undefined) return "off";
-  return t.per_class ? `s=${fmtNum(t.alpha_param, 3)}` : fmtNum(t.alpha, 3);
+  return Array.isArray(t.alpha) ? `s=${fmtNum(t.alpha_param, 3)} (per class)` : fmtNum(t.alpha, 3);
 }
 function renderTrials(trials) {
   const tb = $("trials").querySelector("tbody");

@@ -61,7 +61,6 @@ def read_result(data_dir: Path, run: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-FINISHED_TRIAL = ("COMPLETE", "PRUNED", "FAIL")
 _PRELOAD = ["torch", "sklearn.metrics", "matplotlib.pyplot", "focalkit.tools.experiments.compare",
             "focalkit.tools.experiments.report", "focalkit.tools.studio.worker"]
 
@@ -120,7 +119,7 @@ def apply_event(progress: dict[str, Any], ev: dict[str, Any]) -> None:
         else:
             trials.append(ev["trial"])
             trials.sort(key=lambda tr: tr["number"])
-        progress["trials_done"] = sum(tr["state"] in FINISHED_TRIAL for tr in trials)
+        progress["trials_done"] = sum(bool(tr.get("counted")) for tr in trials)
 
 
 class _Live:
@@ -479,24 +478,28 @@ class _TrialReader:
 
 
 def trial_row(t: Any) -> dict[str, Any]:
-    """One row of the live trial table from an Optuna trial written by ``focalkit tune``."""
+    """One row of the live trial table from an Optuna trial written by ``focalkit tune`` (the
+    attribute names are :mod:`focalkit.tools.tune.schema`'s)."""
+    from focalkit.tools.tune import schema
+
     ua = t.user_attrs
     value = t.value
     if value is None and t.intermediate_values:
         value = t.intermediate_values[max(t.intermediate_values)]
-    alpha = ua.get("focalkit_alpha")
-    return {
+    alpha = ua.get(schema.ALPHA)
+    return schema.jsonable({
         "number": t.number,
         "state": t.state.name,
-        "reference": ua.get("focalkit_reference"),
-        "gamma": ua.get("focalkit_gamma", t.params.get("gamma")),
+        "counted": schema.is_counted(t),
+        "reference": ua.get(schema.REFERENCE),
+        "gamma": ua.get(schema.GAMMA),
         "alpha": alpha,
-        "alpha_param": ua.get("focalkit_alpha_param", t.params.get("alpha", t.params.get("alpha_power"))),
+        "alpha_param": ua.get(schema.ALPHA_PARAM),
         "per_class": isinstance(alpha, list),
         "value": value,
-        "fold_scores": ua.get("focalkit_fold_scores", []),
-        "duration_s": ua.get("focalkit_duration_s"),
-    }
+        "fold_scores": ua.get(schema.FOLD_SCORES, []),
+        "duration_s": ua.get(schema.DURATION_S),
+    })
 
 
 def remove_run_files(data_dir: Path, run_id: str) -> None:

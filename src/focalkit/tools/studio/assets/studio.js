@@ -231,7 +231,7 @@ function applyEvent(p, ev) {  // the server's jobs.apply_event, for the page's c
   } else if (ev.type === "trial") {
     const t = (p.trials = p.trials || []), i = t.findIndex(x => x.number === ev.trial.number);
     if (i >= 0) t[i] = ev.trial; else { t.push(ev.trial); t.sort((a, b) => a.number - b.number); }
-    p.trials_done = t.filter(x => ["COMPLETE", "PRUNED", "FAIL"].includes(x.state)).length;
+    p.trials_done = t.filter(x => x.counted).length;
   }
 }
 function setStatus(status, error) {

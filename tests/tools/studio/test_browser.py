@@ -171,11 +171,12 @@ def test_upload_run_watch_reload_cancel(page, studio, tmp_path) -> None:
 
 def test_side_by_side_and_delete(page, studio, tmp_path) -> None:
     pg = page
+    pg.set_input_files("#file-input", str(write_csv(tmp_path / "pair.csv", seed=1)))
+    pg.wait_for_function("document.querySelector('#dataset').selectedOptions[0].text.startsWith('pair.csv')")
     ids = []
     for gammas in ("1", "3"):
-        pg.select_option("#dataset", "digits")
         pg.wait_for_selector("body[data-preview='ok']")
-        _form(pg, epochs=2, gammas=gammas)
+        _form(pg, epochs=3, gammas=gammas)
         before = _run_id(pg) if pg.is_visible("#run-panel") else None
         pg.click("#run")
         pg.wait_for_function(f"document.querySelector('#run-panel').dataset.id && document.querySelector('#run-panel').dataset.id !== '{before}'")
@@ -197,14 +198,15 @@ def test_side_by_side_and_delete(page, studio, tmp_path) -> None:
     assert studio.client.get(f"/api/runs/{ids[0]}").status_code == 404
 
 
-def test_tune_from_the_page_with_a_live_trial_table(page, studio) -> None:
+def test_tune_from_the_page_with_a_live_trial_table(page, studio, tmp_path) -> None:
     pg = page
-    pg.select_option("#dataset", "digits")
+    pg.set_input_files("#file-input", str(write_csv(tmp_path / "tune.csv", seed=2)))
+    pg.wait_for_function("document.querySelector('#dataset').selectedOptions[0].text.startsWith('tune.csv')")
     pg.wait_for_selector("body[data-preview='ok']")
     pg.click("#tab-tune")
     pg.fill("#tune-trials", "3")
     pg.fill("#tune-folds", "2")
-    pg.fill("#tune-epochs", "1")
+    pg.fill("#tune-epochs", "2")
     pg.click("#tune-run")
     pg.wait_for_selector("#trials-box:not([hidden]) #trials tbody tr")
     rid = _run_id(pg)

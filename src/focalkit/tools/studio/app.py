@@ -100,7 +100,6 @@ def create_app(
     store = Store(data_dir)
     store.recover(recover_summary(data_dir))
     jobs = Jobs(store, data_dir, concurrency=concurrency, grace=grace)
-    warm_up()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -174,6 +173,8 @@ def create_app(
     @app.get("/api/options", summary="What the page can offer: losses, metrics, backends, defaults")
     async def options() -> dict[str, Any]:
         from types import SimpleNamespace
+
+        warm_up()  # the page is open: get the workers' fork server ready for the first run
 
         import focalkit as fk
         from focalkit.tools.experiments.compare import COMPARE_GAMMAS, LOSS_KINDS, METRIC_LABELS
@@ -315,6 +316,7 @@ def create_app(
         source, rec = _source(req.dataset)
         if rec is not None and rec["info"].get("format") == "npz" and req.target not in (None, "y"):
             raise _fail(400, f"{rec['name']}: target does not apply to .npz files (uses 'y')")
+        warm_up()
         run_id = secrets.token_hex(6)
         folder = run_dir(data_dir, run_id)
         name = rec["name"] if rec else req.dataset
@@ -351,24 +353,22 @@ def create_app(
     @app.get("/api/runs/{run_id}/events", summary="Live progress as server-sent events",
              response_class=StreamingResponse)
     async def events(run_id: str) -> StreamingResponse:
-        run = _get_run(run_id)
-        sub = jobs.subscribe(run_id, asyncio.get_running_loop())
+        _get_run(run_id)
+        loop = asyncio.get_running_loop()
 
         def sse(kind: str, data: Any) -> str:
             return f"event: {kind}\ndata: {json.dumps(data, allow_nan=False)}\n\n"
 
         async def stream():
-            if sub is None:
-                snap = {"status": run["status"], "progress": run["progress"], "error": run["error"]}
-                yield sse("snapshot", snap)
+            sub = jobs.subscribe(run_id, loop)  # here, so that a stream never started leaves nothing
+            if sub is None:  # not active in this server: its stored state, then the end
+                run = store.get_run(run_id) or {"status": "failed", "progress": {}, "error": "deleted"}
+                yield sse("snapshot", {"status": run["status"], "progress": run["progress"], "error": run["error"]})
                 yield sse("end", {"type": "end", "status": run["status"], "error": run["error"]})
                 return
             snap, q = sub
             try:
                 yield sse("snapshot", snap)
-                if snap["status"] not in ACTIVE:
-                    yield sse("end", {"type": "end", "status": snap["status"], "error": snap["error"]})
-                    return
                 while True:
                     try:
                         ev = await asyncio.wait_for(q.get(), 15)
@@ -400,7 +400,6 @@ def create_app(
         if jobs.is_active(run_id):
             raise _fail(409, f"run {run_id} is still active; cancel it first")
         store.delete_run(run_id)
-        jobs.forget(run_id)
         await run_in_threadpool(remove_run_files, data_dir, run_id)
         return {"deleted": run_id}
 

@@ -74,12 +74,22 @@ def worker_context() -> Any:
     if "forkserver" not in mp.get_all_start_methods():  # pragma: no cover - not POSIX
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
+    # The fork server inherits this environment when it starts: reports are drawn off screen.
+    os.environ.setdefault("MPLBACKEND", "Agg")
     ctx.set_forkserver_preload(_PRELOAD)
     return ctx
 
 
+_WARM = threading.Event()
+
+
 def warm_up() -> None:
-    """Start the fork server now, in the background, so that the first run starts quickly."""
+    """Start the fork server in the background (once per process), so that runs start quickly;
+    the page calls it when it opens."""
+    if _WARM.is_set():
+        return
+    _WARM.set()
+
     def start() -> None:
         try:
             from multiprocessing import forkserver
@@ -182,7 +192,8 @@ class Jobs:
             return live is not None and live.status in ACTIVE
 
     def state(self, run_id: str) -> dict[str, Any] | None:
-        """``{"status", "progress", "error"}`` of a run this server started, else None."""
+        """``{"status", "progress", "error"}`` of a queued or running run, else None (the store's
+        row is then up to date)."""
         with self._lock:
             live = self._live.get(run_id)
             if live is None:
@@ -190,15 +201,11 @@ class Jobs:
             return {"status": live.status, "progress": json.loads(json.dumps(live.progress)),
                     "error": live.error}
 
-    def forget(self, run_id: str) -> None:
-        with self._lock:
-            self._live.pop(run_id, None)
-
     def subscribe(self, run_id: str, loop: asyncio.AbstractEventLoop) -> tuple[dict[str, Any], asyncio.Queue] | None:
-        """A snapshot of a live run and a queue of its next events (None when not live)."""
+        """A snapshot of an active run and a queue of its next events (None when not active)."""
         with self._lock:
             live = self._live.get(run_id)
-            if live is None:
+            if live is None or live.status not in ACTIVE:
                 return None
             q: asyncio.Queue = asyncio.Queue()
             live.listeners.append((loop, q))
@@ -256,6 +263,7 @@ class Jobs:
         self.store.update_run(run_id, **fields)
         self._publish(run_id, {"type": "end", "status": status, "error": error})
         self._specs.pop(run_id, None)
+        del self._live[run_id]  # the store has it all from now on
 
     def _dispatch(self) -> None:
         while True:

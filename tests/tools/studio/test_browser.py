@@ -192,6 +192,15 @@ def test_side_by_side_and_delete(page, studio, tmp_path) -> None:
     assert sides == [[ids[0], 2], [ids[1], 2]]
     heads = pg.eval_on_selector_all("#side-by-side .side tbody tr:nth-child(2) td:first-child", "ts => ts.map(t => t.textContent)")
     assert heads == ["focal γ=1", "focal γ=3"]
+    # run again: the same request, the same seeds, the same numbers
+    pg.click(f"#history tr[data-id='{ids[1]}'] .again")
+    pg.wait_for_function(f"!['{ids[0]}', '{ids[1]}'].includes(document.querySelector('#run-panel').dataset.id)")
+    rerun = _run_id(pg)
+    pg.wait_for_selector(f"body[data-result='{rerun}']")
+    old, new = (studio.client.get(f"/api/runs/{i}").json() for i in (ids[1], rerun))
+    assert new["request"] == old["request"] and new["command"] == old["command"]
+    assert [{k: v for k, v in r.items() if k not in ("train_time", "saved")} for r in new["result"]["runs"]] == \
+        [{k: v for k, v in r.items() if k not in ("train_time", "saved")} for r in old["result"]["runs"]]
     pg.on("dialog", lambda d: d.accept())
     pg.click(f"#history tr[data-id='{ids[0]}'] .delete")
     pg.wait_for_selector(f"#history tr[data-id='{ids[0]}']", state="detached")

@@ -443,9 +443,10 @@ async function refreshHistory() {
       el("td", {}, el("span", { class: `badge ${r.status}`, text: r.status })),
       el("td", { text: r.error || answer }),
       el("td", { text: when(r.created) }),
-      el("td", {}, ACTIVE.includes(r.status)
-        ? el("button", { class: "small cancel-run", text: "cancel", onclick: () => cancelRun(r.id) })
-        : el("button", { class: "small delete", text: "delete", onclick: () => deleteRun(r.id) })));
+      el("td", {}, ...(ACTIVE.includes(r.status)
+        ? [el("button", { class: "small cancel-run", text: "cancel", onclick: () => cancelRun(r.id) })]
+        : [el("button", { class: "small again", text: "run again", title: "queue the same run again", onclick: () => again(r) }),
+           el("button", { class: "small delete", text: "delete", onclick: () => deleteRun(r.id) })])));
     tb.append(tr);
   }
   S.picked = S.picked.filter(id => S.runs.some(r => r.id === id));
@@ -477,6 +478,13 @@ async function showSides(ids) {
   }
   $("side-panel").hidden = false;
   $("side-panel").scrollIntoView({ behavior: "smooth" });
+}
+async function again(r) {
+  try {
+    const run = await api("/api/runs", { json: r.request });
+    await refreshHistory();
+    await openRun(run.id);
+  } catch (e) { say(e.message); }
 }
 async function cancelRun(id) {
   try { await api(`/api/runs/${id}/cancel`, { method: "POST" }); } catch (e) { say(e.message); }

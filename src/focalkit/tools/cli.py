@@ -12,6 +12,7 @@ import typer
 from focalkit.tools.bench import bench
 from focalkit.tools.experiments.cli import compare
 from focalkit.tools.explain.cli import demo, explain_app
+from focalkit.tools.studio.cli import studio
 from focalkit.tools.tune.cli import tune_command
 
 __all__ = ["app", "main"]
@@ -39,6 +40,7 @@ app.add_typer(explain_app, name="explain")  # focalkit explain table | shares | 
 app.command("compare")(compare)  # focalkit compare
 app.command("tune")(tune_command)  # focalkit tune
 app.command("bench")(bench)  # focalkit bench
+app.command("studio")(studio)  # focalkit studio
 
 
 def main() -> None:

@@ -351,6 +351,7 @@ def run_compare(
     on_run_start: Callable[[int, int, LossSpec, int], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     prepared: tuple | None = None,
+    on_train_loss: Callable[[int, float], None] | None = None,
 ) -> dict[str, Any]:
     """Train every loss for every seed and summarize (see the module docstring).
 
@@ -359,6 +360,8 @@ def run_compare(
         on_run_start: called as ``(run_index, n_runs, loss, seed)`` before each training run.
         on_progress: forwarded to :func:`~focalkit.tools.experiments.train.fit_and_score` (epochs).
         prepared: the result of :func:`prepare`, if already called.
+        on_train_loss: forwarded to :func:`~focalkit.tools.experiments.train.fit_and_score`:
+            ``(epoch, mean training loss)`` after each epoch of the current run.
 
     Returns:
         A JSON-ready dict: ``config``, ``dataset``, ``train_config``, ``seeds``, ``losses``,
@@ -387,6 +390,7 @@ def run_compare(
             r = fit_and_score(
                 ds, tr, te, spec, seed=seed, epochs=tcfg.epochs, device=cfg.device,
                 init_from=cfg.init_from, prior=cfg.prior, on_progress=on_progress, save=save,
+                on_train_loss=on_train_loss,
                 meta={"data": cfg.data, "data_seed": cfg.data_seed, "split_seed": seed,
                       "test_fraction": cfg.test_fraction},
             )

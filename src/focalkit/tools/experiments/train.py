@@ -345,6 +345,7 @@ def fit_and_score(
     save: str | None = None,
     meta: dict[str, Any] | None = None,
     curves: bool = True,
+    on_train_loss: Callable[[int, float], None] | None = None,
 ) -> dict[str, Any]:
     """Train the task's model with ``loss`` on ``train_idx`` and score it on ``val_idx``.
 
@@ -372,6 +373,8 @@ def fit_and_score(
         save: write the trained model to this path (rank 0).
         meta: extra metadata stored with ``save``.
         curves: include PR curves and reliability bins in the result.
+        on_train_loss: called as ``on_train_loss(epoch, mean_training_loss)`` after each epoch
+            (1-based), before ``on_progress``; costs nothing (no evaluation) and may raise to stop.
 
     Returns:
         ``{"ap", "f1", "balanced_accuracy", "ece", "brier", "train_time", "loss_curve",
@@ -456,6 +459,8 @@ def fit_and_score(
             if not math.isfinite(mean_loss):
                 raise FloatingPointError(f"{loss.name}: the training loss became {mean_loss} in epoch {epoch}")
             loss_curve.append(mean_loss)
+            if on_train_loss is not None:
+                on_train_loss(epoch, mean_loss)
             if bar is not None:
                 bar.update(bar_task, advance=1)
             if on_progress is not None:

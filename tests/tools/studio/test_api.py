@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import write_csv
+from studio_helpers import write_csv
 
 pytestmark = pytest.mark.slow
 
@@ -151,7 +151,7 @@ def test_bad_uploads_get_one_clear_line(server, name, content, status, words) ->
 
 
 def test_upload_size_limit(tmp_path) -> None:
-    from conftest import Server
+    from studio_helpers import Server
 
     s = Server(tmp_path / "small-limit", max_upload=2000)
     try:

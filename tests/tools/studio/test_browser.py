@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Server, write_csv
+from studio_helpers import Server, write_csv
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

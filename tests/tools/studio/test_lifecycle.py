@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import httpx, write_csv
+from studio_helpers import httpx, write_csv
 
 pytestmark = pytest.mark.slow
 

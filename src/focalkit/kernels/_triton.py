@@ -55,6 +55,11 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").strip().lower() not in ("", "0", "false", "no")
 
 
+def _grad_dtype(x: Tensor) -> torch.dtype:
+    """The saved gradient's dtype: x's, float32 for float16 (loss scaling must not find it flushed)."""
+    return torch.float32 if x.dtype == torch.float16 else x.dtype
+
+
 def triton_available() -> bool:
     """Whether these kernels can run here: Triton imports and there is a CUDA device or the interpreter.
 
@@ -254,7 +259,7 @@ def sigmoid_focal_fwd(
 
     numel = x.numel()
     dev = x.device
-    grad = torch.empty_like(x) if compute_grad else None
+    grad = torch.empty_like(x, dtype=_grad_dtype(x)) if compute_grad else None
     has_ignore = ignore_index is not None
     if numel == 0:
         loss = torch.zeros((), dtype=torch.float32, device=dev) if reduce else torch.zeros(
@@ -355,7 +360,7 @@ def softmax_focal_fwd(
     for d in x.shape[2:]:
         inner *= d
     positions = x.shape[0] * inner
-    grad = torch.empty_like(x) if compute_grad else None
+    grad = torch.empty_like(x, dtype=_grad_dtype(x)) if compute_grad else None
     if positions == 0 or c == 0:
         if grad is not None:
             grad.zero_()

@@ -218,13 +218,12 @@ def sigmoid_focal_fwd(
             ``x.shape[:1] + x.shape[2:]``; C = background, ``ignore_index`` drops the position.
         alpha: weight of positives, or None. gamma: >= 0. label_smoothing: t -> t (1 - ls) + ls / 2.
         reduce: sum the loss (float32 0-d) instead of returning it per element (float32, x's shape).
-        compute_grad: also return d(sum of loss)/dx in x's dtype.
+        compute_grad: also return d(sum of loss)/dx in x's dtype (float32 for float16 x).
 
     Returns:
         ``(loss, count, grad)``: see ``focalkit.backends``; count = non-ignored elements (int64).
     """
     lib = _require()
-    orig_dtype = x.dtype
     xc, code = _prep_x(x)
     gamma, ls = float(gamma), float(label_smoothing)
     has_alpha = alpha is not None
@@ -258,8 +257,6 @@ def sigmoid_focal_fwd(
             _ptr(loss_buf), _ptr(grad), ctypes.byref(count), _nthreads(),
         )  # fmt: skip
     loss = torch.tensor(total, dtype=torch.float32) if reduce else loss_buf
-    if grad is not None and orig_dtype != grad.dtype:
-        grad = grad.to(orig_dtype)
     assert loss is not None
     return loss, torch.tensor(count.value, dtype=torch.int64), grad
 
@@ -288,10 +285,9 @@ def softmax_focal_fwd(
 
     Returns:
         ``(loss, count, grad)``: summed (or per-position (N, d1, ..., dk)) float32 loss, number of
-        non-ignored positions (int64), and d(sum of loss)/dx in x's dtype and layout.
+        non-ignored positions (int64), and d(sum of loss)/dx in x's dtype (float32 for float16 x) and layout.
     """
     lib = _require()
-    orig_dtype = x.dtype
     xc, code = _prep_x(x)
     if xc.dim() < 2:
         raise ValueError(f"x must be (N, C) or (N, C, *d), got shape {tuple(xc.shape)}")
@@ -326,7 +322,5 @@ def softmax_focal_fwd(
     if nbad.value:
         raise IndexError(f"{nbad.value} target(s) outside [0, {c}) that are not ignore_index={ignore_index}")
     loss = torch.tensor(total, dtype=torch.float32) if reduce else loss_buf
-    if grad is not None and orig_dtype != grad.dtype:
-        grad = grad.to(orig_dtype)
     assert loss is not None
     return loss, torch.tensor(count.value, dtype=torch.int64), grad

@@ -89,7 +89,7 @@ def _sigmoid_fake(
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     loss = x.new_empty((), dtype=torch.float32) if reduce else x.new_empty(x.shape, dtype=torch.float32)
     count = x.new_empty((), dtype=torch.int64)
-    grad = x.new_empty(x.shape) if compute_grad else x.new_empty((0,))
+    grad = x.new_empty(x.shape, dtype=torch.float32 if x.dtype == torch.float16 else x.dtype) if compute_grad else x.new_empty((0,))
     return loss, count, grad
 
 
@@ -134,7 +134,7 @@ def _softmax_fake(
     pos = x.shape[:1] + x.shape[2:]
     loss = x.new_empty((), dtype=torch.float32) if reduce else x.new_empty(pos, dtype=torch.float32)
     count = x.new_empty((), dtype=torch.int64)
-    grad = x.new_empty(x.shape) if compute_grad else x.new_empty((0,))
+    grad = x.new_empty(x.shape, dtype=torch.float32 if x.dtype == torch.float16 else x.dtype) if compute_grad else x.new_empty((0,))
     return loss, count, grad
 
 

@@ -63,6 +63,7 @@ def check_variants(device: str, dtypes: list[str]) -> dict[str, str]:
     import focalkit as fk
     from focalkit.kernels import _guard
 
+    os.environ["FOCALKIT_TRITON_CHECK"] = "1"
     _guard.reset()
     g = torch.Generator().manual_seed(0)
     with fk.use_backend("triton"):

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.skipif(not triton_available(), reason="Triton (or its C
 
 
 @pytest.fixture(autouse=True)
-def _fresh_verdicts():
+def _fresh_verdicts(monkeypatch):
+    monkeypatch.setenv("FOCALKIT_TRITON_CHECK", "1")  # conftest.py turns it off for the other tests
     _guard.reset()
     yield
     _guard.reset()

@@ -85,25 +85,6 @@ def _repro_nan_fused_cpu() -> bool:
         return bool(torch.isfinite(fk.softmax_focal_loss(x, torch.tensor([0]))))
 
 
-@functools.lru_cache(maxsize=None)
-def half_grad_broken() -> frozenset[str]:
-    """The kernel backends whose loss-scaled float16 gradient is not the float32 one rounded once."""
-    # d loss / dx = sigmoid(x) = 3.1e-7 ... 6.8e-8: subnormal in float16 (below 6.1e-5)
-    x = torch.tensor([-15.0, -14.5, -13.0, -16.5], dtype=torch.float16)
-    t = torch.zeros(4)
-
-    def f(z: Tensor) -> Tensor:
-        return fk.sigmoid_focal_loss(z, t, alpha=None, gamma=0.0, reduction="sum")
-
-    broken = set()
-    for name in _KERNELS:
-        if name in fk.available_backends():
-            with fk.use_backend(name):
-                if not torch.equal(_grad(f, x, 2.0**15), _grad(f, x.float(), 2.0**15).half()):
-                    broken.add(name)
-    return frozenset(broken)
-
-
 def _repro_fused_softmax_large_logits() -> bool:
     if "fused" not in fk.available_backends():
         return False
@@ -147,15 +128,6 @@ KNOWN_ISSUES += [
         summary="the C kernel (fast-math) gives a finite loss for a NaN/inf logit",
         repro=_repro_nan_fused_cpu,
         matches=lambda c, o, f: f.check == "nan-propagation" and o.reached == "fused" and o.device == "cpu",
-    ),
-    KnownIssue(
-        name="issue9-half-gradient-rounded-before-scaling", ref="issue 9 #6",
-        summary="the fused/Triton kernels save the float16 gradient in float16 and only then multiply it "
-        "by the incoming gradient, so a loss-scaled (GradScaler) gradient of small entries is flushed or "
-        "rounded twice (several ulps, zeros) instead of rounded once from float32 (eager: fixed)",
-        repro=lambda: bool(half_grad_broken()),
-        matches=lambda c, o, f: o.reached in half_grad_broken() and (f.check == "half-grad" or (
-            f.check == "grad" and any(g.check == "half-grad" for g in o.failures))),
     ),
     KnownIssue(
         name="issue9-fused-softmax-gradient-at-large-logits", ref="issue 9 #7",

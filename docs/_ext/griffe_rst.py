@@ -4,7 +4,8 @@ docstrings, rendered as Markdown.
 focalkit's docstrings follow the Google style (Args/Returns/Example sections), which mkdocstrings
 renders, with some Sphinx markup inside: ``.. math::`` blocks and ``:math:``, ``:func:``,
 ``:class:``, ``:mod:`` ... roles. Markdown would show them verbatim (and run a math block into the
-paragraph), so this turns a math block into a fenced code block and a role into inline code. The
+paragraph), so this turns a math block into a fenced code block, a role into inline code and a
+literal-block marker ("::") into a colon. The
 "Example:" sections hold doctests, which Markdown would run together as text: they become fenced
 Python blocks.
 Loaded by mkdocs.yml (``extensions: [docs/_ext/griffe_rst.py]``); not part of the package.
@@ -35,6 +36,14 @@ def rst_to_markdown(text: str) -> str:  # noqa: C901 - one pass over the lines
     ```
     <BLANKLINE>
     see `focalkit.prior_bias`
+    >>> print(rst_to_markdown("p = sigmoid(x)::\n\n    loss = ...\n\nand ::\n\n    more"))
+    p = sigmoid(x):
+    <BLANKLINE>
+        loss = ...
+    <BLANKLINE>
+    and
+    <BLANKLINE>
+        more
     >>> print(rst_to_markdown(r".. math:: b = -\log x"))
     ```text
     b = -\log x
@@ -71,6 +80,13 @@ def rst_to_markdown(text: str) -> str:  # noqa: C901 - one pass over the lines
             block.pop(0)
         cut = min((len(b) - len(b.lstrip()) for b in block if b.strip()), default=0)
         out += [f"{indent}```text", *[indent + b[cut:] if b.strip() else "" for b in block], f"{indent}```", ""]
+    # an RST literal-block marker: "text::" -> "text:", a lone " ::" goes (the indented block follows)
+    fenced = False
+    for k, line in enumerate(out):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.endswith("::"):
+            out[k] = line[:-3] if line.endswith(" ::") else line[:-1]
     return _ROLE.sub(_role, "\n".join(out))
 
 

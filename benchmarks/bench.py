@@ -410,19 +410,41 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=None, help="comma list of case-name substrings")
     ap.add_argument("--json", default=None, help="write the results to this JSON file")
     ap.add_argument("--markdown", default=None, help="write the markdown table to this file")
+    ap.add_argument("--small", action="store_true", help="only the small-size section (per-call cost, one thread)")
+    ap.add_argument("--no-small", dest="with_small", action="store_false", help="skip the small-size section")
     a = ap.parse_args(argv)
+    import importlib.util
+    import sys as _sys
+    from pathlib import Path as _Path
+
+    spec = importlib.util.spec_from_file_location("focalkit_bench_small", _Path(__file__).with_name("bench_small.py"))
+    small = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    _sys.modules[spec.name] = small  # type: ignore[union-attr]
+    spec.loader.exec_module(small)  # type: ignore[union-attr]
+    small_rows = small.run(quick=a.quick) if (a.small or a.with_small) and a.device == "cpu" else []
+    if a.small:
+        print(small.table(small_rows))
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"small": small_rows}, f, indent=1)
+        return 0
     data = run(
         quick=a.quick, device=a.device, dtypes=a.dtypes.split(",") if a.dtypes else None,
         repeats=a.repeats, compile_peers=a.compile_peers,
         only=a.only.split(",") if a.only else None, threads=a.threads,
     )  # fmt: skip
+    data["small"] = small_rows
     print_table(data)
+    if small_rows:
+        print("\nSmall sizes (per call, one thread, interleaved with PyTorch's loss):\n" + small.table(small_rows))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(data, f, indent=1)
     if a.markdown:
         with open(a.markdown, "w") as f:
             f.write(table(data) + "\n")
+            if small_rows:
+                f.write("\n" + small.table(small_rows) + "\n")
     return 0
 
 

@@ -15,9 +15,14 @@ Math (float32, per element / position), as in ``focalkit.backends.closed_form``:
 * softmax: log p = log_softmax(x), om_c = 1 - p_c, w_c = alpha_c t_c; loss = -sum_c w_c om_c^gamma log p_c,
   h_c = om_c^gamma (gamma p_c log p_c / om_c - 1), dloss/dx_j = w_j h_j - p_j sum_c w_c h_c.
 
-The kernel is compiled with ``-ffast-math`` (vectorized exp/log from glibc's libmvec): finite inputs
-give results within float32 rounding of the float64 reference; non-finite logits are not supported
-on this path (their result is unspecified; use ``fk.set_backend("eager")`` to propagate NaN/inf).
+Finite inputs give results within float32 rounding of the float64 reference. Non-finite logits
+propagate as in PyTorch's own losses (the kernel is built without ``-ffast-math``'s finite-only
+assumption, with its own NaN-correct exp/log): sigmoid, per element, what
+``F.binary_cross_entropy_with_logits`` gives (NaN for NaN, +inf for a confident wrong +-inf, NaN
+where PyTorch's is NaN); softmax, per position, NaN for a NaN or +inf logit or all logits -inf, +inf
+for a -inf logit of a class with a positive target weight, and a finite loss and gradient for -inf
+logits of classes the target leaves out (masking), as ``F.cross_entropy``. The gradient is NaN
+wherever the loss is NaN. Ignored elements and positions give exactly 0 whatever their logits.
 
 Example (needs the built kernel; the test suite skips it, visibly, where it is not built):
     >>> import torch
@@ -42,7 +47,7 @@ from torch import Tensor
 
 from focalkit._torch_compat import storage_use_count
 
-__all__ = ["available", "load_error", "sigmoid_focal_fwd", "softmax_focal_fwd"]
+__all__ = ["available", "load_error", "load_library", "sigmoid_focal_fwd", "softmax_focal_fwd"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _FLOAT_CODES = {torch.float32: 0, torch.bfloat16: 1}
@@ -75,6 +80,31 @@ def _cdll_passive_omp(path: str) -> Any:
             os.environ.pop(key, None)
 
 
+def load_library(path: str) -> Any:
+    """Load one build of the kernel (a ``_focal_cpu*.so``) and declare its functions' signatures.
+
+    Raises ``OSError`` when the file cannot be loaded or has another ABI version. ``_load`` uses it
+    for the installed build; ``benchmarks/bench.py --cpu-kernel`` for other builds side by side.
+    """
+    lib = _cdll_passive_omp(path)
+    try:
+        version = lib.fk_abi_version()
+    except AttributeError as exc:
+        raise OSError(f"{path}: not a focalkit kernel ({exc})") from exc
+    if version != 1:
+        raise OSError(f"{path}: ABI version {version} != 1; reinstall")
+    lib.fk_sigmoid_dense.restype = _d
+    lib.fk_sigmoid_dense.argtypes = [
+        _vp, _i, _vp, _i64, _f, _i, _f, _i, _f, _f, _vp, _vp, _i64p, _i]
+    lib.fk_sigmoid_labels.restype = _d
+    lib.fk_sigmoid_labels.argtypes = [
+        _vp, _i, _vp, _i64, _i64, _i64, _f, _i, _f, _i, _i64, _f, _vp, _vp, _i64p, _i]
+    lib.fk_softmax_labels.restype = _d
+    lib.fk_softmax_labels.argtypes = [
+        _vp, _i, _vp, _i64, _i64, _i64, _vp, _f, _i64, _f, _vp, _vp, _i64p, _i64p, _i]
+    return lib
+
+
 def _load() -> Any:
     global _lib, _load_error, _loaded
     if _loaded:
@@ -91,21 +121,10 @@ def _load() -> Any:
                 _load_error = "the C extension was not built (no C compiler at install time?)"
             for path in paths:
                 try:
-                    lib = _cdll_passive_omp(path)
-                    if lib.fk_abi_version() != 1:
-                        raise OSError(f"{path}: ABI version {lib.fk_abi_version()} != 1; reinstall")
-                except (OSError, AttributeError) as exc:
+                    lib = load_library(path)
+                except OSError as exc:
                     _load_error = str(exc)
                     continue
-                lib.fk_sigmoid_dense.restype = _d
-                lib.fk_sigmoid_dense.argtypes = [
-                    _vp, _i, _vp, _i64, _f, _i, _f, _i, _f, _f, _vp, _vp, _i64p, _i]
-                lib.fk_sigmoid_labels.restype = _d
-                lib.fk_sigmoid_labels.argtypes = [
-                    _vp, _i, _vp, _i64, _i64, _i64, _f, _i, _f, _i, _i64, _f, _vp, _vp, _i64p, _i]
-                lib.fk_softmax_labels.restype = _d
-                lib.fk_softmax_labels.argtypes = [
-                    _vp, _i, _vp, _i64, _i64, _i64, _vp, _f, _i64, _f, _vp, _vp, _i64p, _i64p, _i]
                 _lib, _load_error = lib, None
                 break
         _loaded = True

@@ -223,8 +223,12 @@ def test_large_tensor_uses_threads_and_matches_eager():
 def test_bad_input_errors():
     x = torch.randn(4, 3)
     kw = dict(alpha=None, gamma=2.0, ignore_index=-100, label_smoothing=0.0, reduce=True, compute_grad=True)
-    with pytest.raises(IndexError, match="outside"):
+    with pytest.raises(ValueError, match=r"targets: 1 class index\(es\) outside \[0, 2\]"):
         cpu.softmax_focal_fwd(x, torch.tensor([0, 1, 3, 2]), **kw)
+    with pytest.raises(ValueError, match=r"targets: 2 class index\(es\) outside \[0, 3\]"):
+        cpu.sigmoid_focal_fwd(x, torch.tensor([0, 4, -2, 3]), labels=True, **{**kw, "ignore_index": None})
+    with pytest.raises(ValueError, match="ignore_index must fit in int64"):
+        cpu.softmax_focal_fwd(x, torch.tensor([0, 1, 2, 2]), **{**kw, "ignore_index": 2**70})
     with pytest.raises(ValueError, match="targets"):
         cpu.softmax_focal_fwd(x, torch.tensor([0, 1]), **kw)
     with pytest.raises(TypeError, match="x must be"):

@@ -311,20 +311,25 @@ double FK_FN(fk_sigmoid_dense)(const void *x, int xcode, const float *t, int64_t
 /* ---------------------------------------------------------------- sigmoid, class indices */
 /* x is (N, C, inner) contiguous; y is (N, inner) int64. Element (n, c, i) has target
  * t = (y[n, i] == c); positions with y == ignore are dropped (all C elements). The one-hot is
- * built one block at a time in a stack buffer, never materialized. */
+ * built one block at a time in a stack buffer, never materialized. Labels outside [0, C] (C is
+ * background) that are not `ignore` are counted in *nbad (and read as background). */
 double FK_FN(fk_sigmoid_labels)(const void *x, int xcode, const int64_t *y, int64_t N, int64_t C,
                                 int64_t inner, float alpha, int has_alpha, float gamma,
                                 int has_ignore, int64_t ignore, float ls, float *loss_out,
-                                void *grad_out, int64_t *count, int nthreads) {
+                                void *grad_out, int64_t *count, int64_t *nbad, int nthreads) {
     const sig_block_fn step = sig_block_for(gamma, ls == 0.0f);
     const float a = has_alpha ? alpha : 0.5f;
     const float ascale = has_alpha ? 1.0f : 2.0f;
     const float tpos = 1.0f - 0.5f * ls, tneg = 0.5f * ls;
     const int64_t n = N * C * inner;
     const int64_t nblocks = (n + BLK - 1) / BLK;
-    double total = 0.0; int64_t ctotal = 0;
+    double total = 0.0; int64_t ctotal = 0, bad = 0;
     int nt = fk_threads_for(n, nthreads);
     double *part = (double *)malloc(sizeof(double) * (size_t)(nblocks + 1));
+    /* the labels, once each (not once per class): out of [0, C] and not ignored */
+#pragma omp parallel for num_threads(nt) reduction(+ : bad) schedule(static)
+    for (int64_t i = 0; i < N * inner; i++)
+        bad += (y[i] < 0 || y[i] > C) && !(has_ignore && y[i] == ignore);
 #pragma omp parallel num_threads(nt) reduction(+ : ctotal)
     {
         float xs[BLK], ts[BLK], vs[BLK], lb[BLK], gb[BLK];
@@ -371,6 +376,7 @@ double FK_FN(fk_sigmoid_labels)(const void *x, int xcode, const int64_t *y, int6
     for (int64_t b = 0; b < nblocks; b++) total += part[b]; /* fixed order: deterministic */
     free(part);
     *count = ctotal;
+    *nbad = bad;
     return total;
 }
 

@@ -51,6 +51,9 @@ __all__ = ["available", "load_error", "load_library", "sigmoid_focal_fwd", "soft
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _FLOAT_CODES = {torch.float32: 0, torch.bfloat16: 1}
+#: The C functions' signatures this module declares (``fk_abi_version`` of the build).
+ABI_VERSION = 2
+_INT64 = (-(2**63), 2**63 - 1)
 _lib: Any = None
 _load_error: str | None = None
 _loaded = False
@@ -91,14 +94,14 @@ def load_library(path: str) -> Any:
         version = lib.fk_abi_version()
     except AttributeError as exc:
         raise OSError(f"{path}: not a focalkit kernel ({exc})") from exc
-    if version != 1:
-        raise OSError(f"{path}: ABI version {version} != 1; reinstall")
+    if version != ABI_VERSION:
+        raise OSError(f"{path}: ABI version {version} != {ABI_VERSION}; reinstall (pip install -e .)")
     lib.fk_sigmoid_dense.restype = _d
     lib.fk_sigmoid_dense.argtypes = [
         _vp, _i, _vp, _i64, _f, _i, _f, _i, _f, _f, _vp, _vp, _i64p, _i]
     lib.fk_sigmoid_labels.restype = _d
     lib.fk_sigmoid_labels.argtypes = [
-        _vp, _i, _vp, _i64, _i64, _i64, _f, _i, _f, _i, _i64, _f, _vp, _vp, _i64p, _i]
+        _vp, _i, _vp, _i64, _i64, _i64, _f, _i, _f, _i, _i64, _f, _vp, _vp, _i64p, _i64p, _i]
     lib.fk_softmax_labels.restype = _d
     lib.fk_softmax_labels.argtypes = [
         _vp, _i, _vp, _i64, _i64, _i64, _vp, _f, _i64, _f, _vp, _vp, _i64p, _i64p, _i]
@@ -209,6 +212,22 @@ def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+def _labels_int64(targets: Tensor, ignore_index: int | None) -> Tensor:
+    """Class indices as contiguous int64 (uint8/int8/int16/int32 widened: no value wraps onto
+    ``ignore_index``, which the kernel compares in int64)."""
+    if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+        raise TypeError(f"targets must be an integer tensor of class indices, got {targets.dtype}")
+    if ignore_index is not None and not _INT64[0] <= int(ignore_index) <= _INT64[1]:
+        raise ValueError(f"ignore_index must fit in int64 (the labels' type), got {ignore_index}")
+    return targets.to(torch.int64).contiguous()
+
+
+def _raise_bad_labels(nbad: int, hi: int, ignore_index: int | None, what: str) -> None:
+    if nbad:
+        ign = "" if ignore_index is None else f" and not ignore_index={ignore_index}"
+        raise ValueError(f"targets: {nbad} class index(es) outside [0, {hi}]{ign} ({what})")
+
+
 def _require() -> Any:
     lib = _load()
     if lib is None:
@@ -234,7 +253,8 @@ def sigmoid_focal_fwd(
         x: logits of any shape (CPU; float32, bfloat16, or float16, which is computed as float32).
         targets: ``labels=False``: values in [0, 1] of x's shape (any dtype); elements equal to
             ``ignore_index`` are ignored. ``labels=True``: integer class indices of shape
-            ``x.shape[:1] + x.shape[2:]``; C = background, ``ignore_index`` drops the position.
+            ``x.shape[:1] + x.shape[2:]`` (any integer dtype, compared in int64); C = background,
+            ``ignore_index`` drops the position; labels outside [0, C] raise ``ValueError``.
         alpha: weight of positives, or None. gamma: >= 0. label_smoothing: t -> t (1 - ls) + ls / 2.
         reduce: sum the loss (float32 0-d) instead of returning it per element (float32, x's shape).
         compute_grad: also return d(sum of loss)/dx in x's dtype.
@@ -261,12 +281,14 @@ def sigmoid_focal_fwd(
                 f"targets must have shape {tuple(xc.shape[:1] + xc.shape[2:])} for labels=True, "
                 f"got {tuple(targets.shape)}"
             )
-        y = targets.to(torch.int64).contiguous()
+        y = _labels_int64(targets, ignore_index)
+        nbad = ctypes.c_int64(0)
         total = lib.fk_sigmoid_labels(
             xc.data_ptr(), code, y.data_ptr(), n, c, inner, a, int(has_alpha), gamma,
             int(ignore_index is not None), int(ignore_index or 0), ls,
-            _ptr(loss_buf), _ptr(grad), ctypes.byref(count), _nthreads(),
+            _ptr(loss_buf), _ptr(grad), ctypes.byref(count), ctypes.byref(nbad), _nthreads(),
         )  # fmt: skip
+        _raise_bad_labels(nbad.value, c, ignore_index, f"the value {c} means background")
     else:
         if tuple(targets.shape) != tuple(xc.shape):
             raise ValueError(f"targets must have x's shape {tuple(xc.shape)}, got {tuple(targets.shape)}")
@@ -300,7 +322,8 @@ def softmax_focal_fwd(
         x: (N, C) or (N, C, d1, ..., dk) logits on CPU (float32, bfloat16 or float16); the
             softmax runs over C in place, without a transpose copy.
         targets: integer class indices (N, d1, ..., dk); positions equal to ``ignore_index`` are
-            ignored. Labels outside [0, C) raise ``IndexError``.
+            ignored; any integer dtype (compared in int64, so a uint8 label never wraps onto
+            ``ignore_index``). Labels outside [0, C) raise ``ValueError``.
         alpha: None or (C,) non-negative class weights. gamma: >= 0.
         label_smoothing: as ``F.cross_entropy``: t = (1 - ls) onehot + ls / C.
         reduce / compute_grad: as :func:`sigmoid_focal_fwd`.
@@ -321,7 +344,7 @@ def softmax_focal_fwd(
         raise ValueError(f"targets must have shape {tuple(pos_shape)}, got {tuple(targets.shape)}")
     if targets.is_floating_point():
         raise TypeError("the CPU kernel takes integer class indices (use the eager path for soft targets)")
-    y = targets.to(torch.int64).contiguous()
+    y = _labels_int64(targets, ignore_index)
     a = None
     if alpha is not None:
         a = torch.as_tensor(alpha, dtype=torch.float32).contiguous()
@@ -342,8 +365,7 @@ def softmax_focal_fwd(
             grad.zero_()
         if loss_buf is not None:
             loss_buf.zero_()
-    if nbad.value:
-        raise IndexError(f"{nbad.value} target(s) outside [0, {c}) that are not ignore_index={ignore_index}")
+    _raise_bad_labels(nbad.value, c - 1, ignore_index, f"{c} classes")
     loss = torch.tensor(total, dtype=torch.float32) if reduce else loss_buf
     if grad is not None and orig_dtype != grad.dtype:
         grad = grad.to(orig_dtype)

@@ -13,6 +13,10 @@ call runs under ``torch.profiler`` with ``profile_memory=True``; the allocation 
 PyTorch's CPU allocator are replayed in time order and the peak of their running sum is reported.
 focalkit's gradient cache is emptied before that call, so its buffer counts as an allocation.
 Memory allocated outside PyTorch's allocator (none of the methods here do) would not be seen.
+
+``--cpu-kernel NAME=PATH`` (repeatable) adds rows ``focalkit fused [NAME]``: the fused path with
+another build of the C kernel (a ``_focal_cpu*.so`` of the same ABI) swapped in for the forward call,
+so that two builds (say main's and a branch's) are timed side by side in one run on the same tensors.
 """
 
 from __future__ import annotations
@@ -187,8 +191,10 @@ def _backend_methods(device: torch.device) -> list[str]:
     return names
 
 
-def _methods(case: dict[str, Any], x: torch.Tensor, device, peers, compile_peers: bool):
+def _methods(case: dict[str, Any], x: torch.Tensor, device, peers, compile_peers: bool,
+             cpu_kernels: dict[str, Any] | None = None):
     kind = case["kind"]
+    extra_libs = cpu_kernels if device.type == "cpu" else {}
     g = torch.Generator(device="cpu").manual_seed(0)
     m: dict[str, tuple[Callable, str]] = {}
     if kind in ("sigmoid", "sigmoid_labels"):
@@ -217,6 +223,12 @@ def _methods(case: dict[str, Any], x: torch.Tensor, device, peers, compile_peers
                                          ignore_index=-1 if kind == "sigmoid_labels" else None,
                                          validate_args=False)),
                 "no target-value checks",
+            )  # fmt: skip
+        for kname, lib in (extra_libs or {}).items():
+            m[f"focalkit fused [{kname}]"] = (
+                (lambda x, lib=lib: _with_cpu_lib(lib, fk.sigmoid_focal_loss, x, fk_t, alpha=ALPHA, gamma=GAMMA,
+                                                  ignore_index=-1 if kind == "sigmoid_labels" else None)),
+                "C kernel build " + kname,
             )  # fmt: skip
         m["torchvision formula (eager)"] = (lambda x: torchvision_sigmoid_focal(x, t), "re-typed")
         if compile_peers:
@@ -249,6 +261,12 @@ def _methods(case: dict[str, Any], x: torch.Tensor, device, peers, compile_peers
                                          validate_args=False)),
                 "no target-value checks",
             )  # fmt: skip
+        for kname, lib in (extra_libs or {}).items():
+            m[f"focalkit fused [{kname}]"] = (
+                (lambda x, lib=lib: _with_cpu_lib(lib, fk.softmax_focal_loss, x, y, gamma=GAMMA,
+                                                  ignore_index=IGNORE)),
+                "C kernel build " + kname,
+            )  # fmt: skip
         m["typical formula (eager)"] = (lambda x: typical_softmax_focal(x, y), "CE-based")
         if compile_peers:
             m["typical formula (compiled)"] = ("compile", typical_softmax_focal, y)
@@ -274,6 +292,33 @@ def _with_backend(name: str, fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
+def _with_cpu_lib(lib: Any, fn, *args, **kwargs):
+    """The fused path with another build of the C kernel in place (forward only: backward reads the
+    gradient saved by the forward call)."""
+    from focalkit.kernels import cpu as fkcpu
+
+    fkcpu._load()
+    old = fkcpu._lib
+    fkcpu._lib = lib
+    try:
+        with fk.use_backend("fused"):
+            return fn(*args, **kwargs)
+    finally:
+        fkcpu._lib = old
+
+
+def _load_cpu_kernels(specs: list[str] | None) -> dict[str, Any]:
+    from focalkit.kernels import cpu as fkcpu
+
+    out: dict[str, Any] = {}
+    for spec in specs or []:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--cpu-kernel takes NAME=PATH, got {spec!r}")
+        out[name] = fkcpu.load_library(os.path.abspath(path))
+    return out
+
+
 def run(
     quick: bool = False,
     device: str = "cpu",
@@ -283,6 +328,8 @@ def run(
     only: list[str] | None = None,
     threads: int | None = None,
     echo: Callable[[str], None] = print,
+    cpu_kernels: list[str] | None = None,
+    methods: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark; returns a JSON-ready dict (``machine``, ``command``, ``results``)."""
     dev = torch.device(device)
@@ -293,6 +340,7 @@ def run(
     warmup = 1 if quick else 2
     compile_peers = (not quick) if compile_peers is None else compile_peers
     peers = _peers()
+    extra_libs = _load_cpu_kernels(cpu_kernels)
     results: list[Result] = []
     for cname, case in _cases(quick).items():
         if only and not any(o in cname for o in only):
@@ -301,9 +349,13 @@ def run(
             dtype = getattr(torch, dname)
             g = torch.Generator(device="cpu").manual_seed(1)
             x = (torch.randn(case["shape"], generator=g) * 2).to(device=dev, dtype=dtype).requires_grad_()
-            methods = _methods(case, x, dev, peers, compile_peers)
+            case_methods = _methods(case, x, dev, peers, compile_peers, extra_libs)
             rows: list[Result] = []
-            for mname, spec in methods.items():
+            for mname, spec in case_methods.items():
+                is_base = isinstance(spec[-1], str) and spec[-1] == "baseline"
+                keep = is_base or not methods or any(m in mname for m in methods)
+                if not keep:
+                    continue
                 r = Result(cname, mname, dname, note=spec[-1] if isinstance(spec[-1], str) else "")
                 backward = not mname.startswith("floor")
                 try:
@@ -408,6 +460,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="also time torch.compile'd formulas (default: on, off with --quick)")
     ap.add_argument("--no-compile", dest="compile_peers", action="store_false")
     ap.add_argument("--only", default=None, help="comma list of case-name substrings")
+    ap.add_argument("--methods", default=None,
+                    help="comma list of method-name substrings to time (the CE baseline always runs)")
+    ap.add_argument("--cpu-kernel", action="append", default=None, metavar="NAME=PATH",
+                    help="also time the fused path with this build of the C kernel (repeatable)")
     ap.add_argument("--json", default=None, help="write the results to this JSON file")
     ap.add_argument("--markdown", default=None, help="write the markdown table to this file")
     ap.add_argument("--small", action="store_true", help="only the small-size section (per-call cost, one thread)")
@@ -431,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     data = run(
         quick=a.quick, device=a.device, dtypes=a.dtypes.split(",") if a.dtypes else None,
         repeats=a.repeats, compile_peers=a.compile_peers,
-        only=a.only.split(",") if a.only else None, threads=a.threads,
+        only=a.only.split(",") if a.only else None, threads=a.threads, cpu_kernels=a.cpu_kernel,
+        methods=a.methods.split(",") if a.methods else None,
     )  # fmt: skip
     data["small"] = small_rows
     print_table(data)

@@ -156,6 +156,20 @@ def test_low_precision_inputs(dtype):
     assert sg.dtype == (torch.float32 if dtype == torch.float16 else dtype)
 
 
+def _exact_sigmoid_focal(x: float, t: float, gamma: float) -> float:
+    """The sigmoid focal loss (no alpha) in 50-digit decimal arithmetic: the truth for extreme logits,
+    where even float64 formulas lose digits (log(1 + e) for e = exp(-30) keeps only 3 of them)."""
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 50
+    e = Decimal(-abs(x)).exp()
+    p = 1 / (1 + e) if x >= 0 else e / (1 + e)
+    ce = max(Decimal(x), Decimal(0)) - Decimal(x) * Decimal(t) + (1 + e).ln()
+    q = p * (1 - Decimal(t)) + (1 - p) * Decimal(t)
+    mod = Decimal(1) if gamma == 0 else (q ** Decimal(gamma) if q > 0 else Decimal(0))
+    return float(mod * ce)
+
+
 def test_extreme_logits_are_finite_and_exact():
     x = torch.tensor([-1e4, -100.0, -30.0, -1e-6, 0.0, 1e-6, 30.0, 100.0, 1e4])
     for t in (torch.zeros_like(x), torch.ones_like(x)):
@@ -165,9 +179,9 @@ def test_extreme_logits_are_finite_and_exact():
                 label_smoothing=0.0, reduce=False, compute_grad=True,
             )  # fmt: skip
             assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
-            ref = reference.sigmoid_focal_loss(_np(x), _np(t), alpha=None, gamma=gamma, reduction="none")
-            # vectorized exp/log of -ffast-math: ~1e-4 relative on losses of 1e-20
-            np.testing.assert_allclose(loss.double().numpy(), ref, rtol=1e-4, atol=1e-30)
+            exact = [_exact_sigmoid_focal(float(a), float(b), gamma) for a, b in zip(x, t)]
+            # relative accuracy down to float32's normal range (losses of 1e-20 at x = -30 included)
+            np.testing.assert_allclose(loss.double().numpy(), exact, rtol=2e-5, atol=1e-37)
     xs = torch.tensor([[1e4, -1e4, 0.0], [-50.0, 50.0, 0.0]])
     loss, _, grad = cpu.softmax_focal_fwd(
         xs, torch.tensor([0, 0]), alpha=None, gamma=0.5, ignore_index=-100, label_smoothing=0.0,
@@ -209,8 +223,12 @@ def test_large_tensor_uses_threads_and_matches_eager():
 def test_bad_input_errors():
     x = torch.randn(4, 3)
     kw = dict(alpha=None, gamma=2.0, ignore_index=-100, label_smoothing=0.0, reduce=True, compute_grad=True)
-    with pytest.raises(IndexError, match="outside"):
+    with pytest.raises(ValueError, match=r"targets: 1 class index\(es\) outside \[0, 2\]"):
         cpu.softmax_focal_fwd(x, torch.tensor([0, 1, 3, 2]), **kw)
+    with pytest.raises(ValueError, match=r"targets: 2 class index\(es\) outside \[0, 3\]"):
+        cpu.sigmoid_focal_fwd(x, torch.tensor([0, 4, -2, 3]), labels=True, **{**kw, "ignore_index": None})
+    with pytest.raises(ValueError, match="ignore_index must fit in int64"):
+        cpu.softmax_focal_fwd(x, torch.tensor([0, 1, 2, 2]), **{**kw, "ignore_index": 2**70})
     with pytest.raises(ValueError, match="targets"):
         cpu.softmax_focal_fwd(x, torch.tensor([0, 1]), **kw)
     with pytest.raises(TypeError, match="x must be"):

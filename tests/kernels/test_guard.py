@@ -86,3 +86,16 @@ def test_the_check_can_be_turned_off(monkeypatch):
         got = fk.sigmoid_focal_loss(x, t)
     torch.testing.assert_close(got, want * 2)  # unchecked: the user trusts the kernel
     assert fk.kernel_status()["triton_checks"] == {}
+
+
+def test_non_finite_logits_are_not_used_for_the_check():
+    """A first call with a NaN logit runs the kernel and leaves the variant unchecked (no fallback)."""
+    x, y = _data()
+    x = x.detach().clone()
+    x[2, 1] = float("nan")
+    with fk.use_backend("triton"):
+        loss = fk.softmax_focal_loss(x, y, reduction="none")
+        assert torch.isnan(loss[2]) and torch.isfinite(loss[torch.arange(8) != 2]).all()
+        assert fk.kernel_status()["triton_checks"] == {}
+        fk.softmax_focal_loss(x.nan_to_num(0.0), y)
+    assert fk.kernel_status()["triton_checks"] == {"softmax/float32/labels/cpu": "ok"}

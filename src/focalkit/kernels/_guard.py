@@ -6,7 +6,10 @@ gradient. A compile or launch error, or a mismatch beyond the tolerance below, m
 once and compute that variant with the closed form from then on; a variant that matched runs the
 kernel alone afterwards. :func:`status` reports what was checked (``fk.kernel_status()``).
 
-``FOCALKIT_TRITON_CHECK=0`` turns the check off once you trust the kernels on your machine.
+``FOCALKIT_TRITON_CHECK=0`` turns the check off once you trust the kernels on your machine. A call
+with non-finite logits is not used for the check (it runs the kernel and leaves the variant
+unchecked): the kernels propagate NaN/inf as PyTorch's losses do, which the closed form need not
+match value for value.
 
 Tolerances (relative to the largest magnitude of the reference, so cancellation in a sum does not
 count as an error): float32 1e-4, bfloat16/float16 2e-2 (both are computed in float32 and stored in
@@ -75,6 +78,10 @@ def guarded(op: str, kernel: Callable[..., Any], x: Tensor, targets: Tensor, **k
         return kernel(x, targets, **kw)
     if verdict is not None:
         return fallback(x, targets, **kw)
+    if not bool(torch.isfinite(x).all()):
+        # NaN/inf logits: the kernel propagates them as PyTorch's losses do, the closed form in its
+        # own way; no verdict from such a call (the next finite call of the variant is checked)
+        return kernel(x, targets, **kw)
     ref_kw = dict(kw, compute_grad=True)
     try:
         got = kernel(x, targets, **ref_kw)

@@ -162,6 +162,18 @@ def _check_targets(x: Tensor, targets: Tensor) -> None:
         raise ValueError(f"targets must be on x's device {x.device}, got {targets.device}")
 
 
+def _labels(targets: Tensor, ignore_index: int | None) -> Tensor:
+    """Integer class indices; uint8/int8/int16 widened to int64 so that the kernels compare them with
+    ``ignore_index`` without wrapping (-100 cast to uint8 is 156, a real class when C > 156)."""
+    if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+        raise TypeError(f"targets must be an integer tensor of class indices, got {targets.dtype}")
+    if ignore_index is not None and not -(2**63) <= int(ignore_index) < 2**63:
+        raise ValueError(f"ignore_index must fit in int64 (the labels' type), got {ignore_index}")
+    if targets.dtype in (torch.uint8, torch.int8, torch.int16):
+        targets = targets.to(torch.int64)
+    return targets
+
+
 def _check_common(gamma: float, label_smoothing: float) -> tuple[float, float]:
     return V.check_gamma(gamma), V.check_label_smoothing(label_smoothing)
 
@@ -238,8 +250,7 @@ def sigmoid_focal_fwd(
     if labels:
         if x.dim() < 2:
             raise ValueError(f"x must be (N, C, *d) with integer labels, got shape {tuple(x.shape)}")
-        if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
-            raise TypeError(f"targets must be an integer tensor of class indices, got {targets.dtype}")
+        targets = _labels(targets, ignore_index)
         expected = x.shape[:1] + x.shape[2:]
         if targets.shape != expected:
             raise ValueError(
@@ -311,8 +322,11 @@ def softmax_focal_fwd(
 
     Args:
         x: (N, C) or (N, C, *d) logits, float32/float16/bfloat16.
-        targets: integer class indices of shape (N, *d); positions equal to ``ignore_index`` are
-            ignored.
+        targets: integer class indices of shape (N, *d) (any integer dtype, compared in int64 or
+            int32: a uint8 label never wraps onto ``ignore_index``); positions equal to
+            ``ignore_index`` are ignored. Labels outside [0, C) are not checked here (no host sync):
+            they count as positions with no positive class (loss 0); the public losses validate
+            them first (``validate_args=True``).
         alpha: None or a (C,) tensor of non-negative per-class weights.
         gamma: focusing parameter >= 0.
         ignore_index: target value to ignore.
@@ -338,8 +352,7 @@ def softmax_focal_fwd(
     gamma, ls = _check_common(gamma, label_smoothing)
     if x.dim() < 2:
         raise ValueError(f"x must be (N, C) or (N, C, *d), got shape {tuple(x.shape)}")
-    if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
-        raise TypeError(f"targets must be an integer tensor of class indices, got {targets.dtype}")
+    targets = _labels(targets, ignore_index)
     expected = x.shape[:1] + x.shape[2:]
     if targets.shape != expected:
         raise ValueError(

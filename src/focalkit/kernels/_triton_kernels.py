@@ -52,9 +52,9 @@ if HAVE_TRITON:
 
     @triton.jit
     def _pow_pos(q, gamma):
-        # q ** gamma for q >= 0 and gamma > 0 (0 ** gamma = 0) without libdevice.
-        pos = q > 0.0
-        return tl.where(pos, tl.exp2(gamma * tl.log2(tl.where(pos, q, 1.0))), 0.0)
+        # q ** gamma for q >= 0 and gamma > 0 (0 ** gamma = 0, NaN ** gamma = NaN) without libdevice.
+        zero = q == 0.0
+        return tl.where(zero, 0.0, tl.exp2(gamma * tl.log2(tl.where(zero, 1.0, q))))
 
     @triton.jit
     def sigmoid_focal_kernel(
@@ -100,7 +100,9 @@ if HAVE_TRITON:
         nonneg = x >= 0.0
         p = tl.where(nonneg, inv, e * inv)  # sigmoid(x)
         pn = tl.where(nonneg, e * inv, inv)  # 1 - sigmoid(x), no cancellation
-        ce = tl.maximum(x, 0.0) - x * t + _log1p_pos(e)
+        # BCE-with-logits in PyTorch's arrangement: +-inf logits give what F.binary_cross_entropy_with_logits
+        # gives (inf for a confident wrong prediction, NaN where PyTorch's is NaN); NaN stays NaN.
+        ce = ((1.0 - t) * x + tl.where(x < 0.0, -x, 0.0)) + _log1p_pos(e)
         q = p * (1.0 - t) + pn * t  # 1 - p_t
         if HAS_ALPHA:
             at = alpha * t + (1.0 - alpha) * (1.0 - t)
@@ -119,7 +121,8 @@ if HAVE_TRITON:
                 g = at * d
             else:
                 r = tl.where(q > 0.0, p * pn / tl.where(q > 0.0, q, 1.0), 0.0)  # in [0, 1]
-                g = at * mod * (d + gamma * r * (1.0 - 2.0 * t) * ce)
+                rce = tl.where(r > 0.0, r * ce, 0.0)  # no 0 * inf at an infinite logit
+                g = at * mod * (d + gamma * (1.0 - 2.0 * t) * rce)
             g = tl.where(valid, g, 0.0)
             tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=mask)
         if REDUCE:
@@ -130,11 +133,14 @@ if HAVE_TRITON:
             tl.store(pcnt_ptr + pid, tl.sum(valid.to(tl.int32), axis=0))
 
     @triton.jit
-    def _softmax_chunk_stats(xt, m2):
+    def _softmax_chunk_stats(xt, m2, pmask):
         # Row max of a chunk, the sum of its non-maximal exp(x - max) and the count of maximal entries.
+        # A valid row whose entries in the chunk are all -inf keeps max -inf with an empty tail (rows
+        # outside the tensor get max 0, so their lanes stay free of inf - inf); NaN and +inf logits
+        # make the tail NaN.
         mc = tl.max(xt, axis=1)
-        mc = tl.where(mc == float("-inf"), 0.0, mc)  # rows with no valid entry
-        z = xt - mc[:, None]
+        mc = tl.where(pmask, mc, 0.0)
+        z = xt - tl.where(mc == float("-inf"), 0.0, mc)[:, None]
         is_max = (z == 0.0) & m2
         tail = tl.sum(tl.where(is_max | (~m2), 0.0, tl.exp(tl.where(m2, z, 0.0))), axis=1)
         neq = tl.sum(is_max.to(tl.float32), axis=1)
@@ -166,7 +172,7 @@ if HAVE_TRITON:
             om = _neg_expm1(logp)
             mod = _pow_pos(om, gamma)
             ratio = tl.where(om > 0.0, logp / tl.where(om > 0.0, om, 1.0), -1.0)
-            h = mod * (gamma * p * ratio - 1.0)
+            h = mod * (gamma * tl.where(p > 0.0, p * ratio, 0.0) - 1.0)  # p log p := 0 at p = 0
         return logp, p, w, mod, h
 
     @triton.jit
@@ -202,7 +208,7 @@ if HAVE_TRITON:
         m2 = pmask[:, None] & cm[None, :]
         offs = base[:, None] + cols[None, :] * cstride
         xt = tl.load(x_ptr + offs, mask=m2, other=float("-inf")).to(tl.float32)
-        m, tail, neq = _softmax_chunk_stats(xt, m2)
+        m, tail, neq = _softmax_chunk_stats(xt, m2, pmask)
         if not SINGLE:
             for c0 in range(BLOCK_C, C, BLOCK_C):
                 cc = c0 + cols
@@ -210,11 +216,11 @@ if HAVE_TRITON:
                 xc = tl.load(
                     x_ptr + base[:, None] + cc[None, :] * cstride, mask=m2c, other=float("-inf")
                 ).to(tl.float32)
-                mc, tc, nc = _softmax_chunk_stats(xc, m2c)
+                mc, tc, nc = _softmax_chunk_stats(xc, m2c, pmask)
                 mn = tl.maximum(m, mc)
-                tail = (tail + tl.where(m < mn, neq, 0.0)) * tl.exp(m - mn) + (
-                    tc + tl.where(mc < mn, nc, 0.0)
-                ) * tl.exp(mc - mn)
+                fm = tl.where(m == mn, 1.0, tl.exp(m - mn))  # 1, not exp(-inf + inf), when both are -inf
+                fc = tl.where(mc == mn, 1.0, tl.exp(mc - mn))
+                tail = (tail + tl.where(m < mn, neq, 0.0)) * fm + (tc + tl.where(mc < mn, nc, 0.0)) * fc
                 neq = tl.where(m == mn, neq, 0.0) + tl.where(mc == mn, nc, 0.0)
                 m = mn
         lse = _log1p_pos(tail + (tl.maximum(neq, 1.0) - 1.0))  # neq - 1 first: exact
@@ -257,8 +263,9 @@ if HAVE_TRITON:
                 om_y = _neg_expm1(logp_y)
                 mod_y = _pow_pos(om_y, gamma)
                 ratio = tl.where(om_y > 0.0, logp_y / tl.where(om_y > 0.0, om_y, 1.0), -1.0)
+                p_y = tl.exp(logp_y)
                 loss = -w_y * mod_y * logp_y
-                S = w_y * (mod_y * (gamma * tl.exp(logp_y) * ratio - 1.0))
+                S = w_y * (mod_y * (gamma * tl.where(p_y > 0.0, p_y * ratio, 0.0) - 1.0))
 
         # Pass 3: the gradient, dloss/dx_j = w_j h_j - p_j S, in x's dtype and layout.
         if WRITE_GRAD:

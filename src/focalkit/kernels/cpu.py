@@ -15,9 +15,14 @@ Math (float32, per element / position), as in ``focalkit.backends.closed_form``:
 * softmax: log p = log_softmax(x), om_c = 1 - p_c, w_c = alpha_c t_c; loss = -sum_c w_c om_c^gamma log p_c,
   h_c = om_c^gamma (gamma p_c log p_c / om_c - 1), dloss/dx_j = w_j h_j - p_j sum_c w_c h_c.
 
-The kernel is compiled with ``-ffast-math`` (vectorized exp/log from glibc's libmvec): finite inputs
-give results within float32 rounding of the float64 reference; non-finite logits are not supported
-on this path (their result is unspecified; use ``fk.set_backend("eager")`` to propagate NaN/inf).
+Finite inputs give results within float32 rounding of the float64 reference. Non-finite logits
+propagate as in PyTorch's own losses (the kernel is built without ``-ffast-math``'s finite-only
+assumption, with its own NaN-correct exp/log): sigmoid, per element, what
+``F.binary_cross_entropy_with_logits`` gives (NaN for NaN, +inf for a confident wrong +-inf, NaN
+where PyTorch's is NaN); softmax, per position, NaN for a NaN or +inf logit or all logits -inf, +inf
+for a -inf logit of a class with a positive target weight, and a finite loss and gradient for -inf
+logits of classes the target leaves out (masking), as ``F.cross_entropy``. The gradient is NaN
+wherever the loss is NaN. Ignored elements and positions give exactly 0 whatever their logits.
 
 Example (needs the built kernel; the test suite skips it, visibly, where it is not built):
     >>> import torch
@@ -42,10 +47,13 @@ from torch import Tensor
 
 from focalkit._torch_compat import storage_use_count
 
-__all__ = ["available", "load_error", "sigmoid_focal_fwd", "softmax_focal_fwd"]
+__all__ = ["available", "load_error", "load_library", "sigmoid_focal_fwd", "softmax_focal_fwd"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _FLOAT_CODES = {torch.float32: 0, torch.bfloat16: 1}
+#: The C functions' signatures this module declares (``fk_abi_version`` of the build).
+ABI_VERSION = 2
+_INT64 = (-(2**63), 2**63 - 1)
 _lib: Any = None
 _load_error: str | None = None
 _loaded = False
@@ -75,6 +83,31 @@ def _cdll_passive_omp(path: str) -> Any:
             os.environ.pop(key, None)
 
 
+def load_library(path: str) -> Any:
+    """Load one build of the kernel (a ``_focal_cpu*.so``) and declare its functions' signatures.
+
+    Raises ``OSError`` when the file cannot be loaded or has another ABI version. ``_load`` uses it
+    for the installed build; ``benchmarks/bench.py --cpu-kernel`` for other builds side by side.
+    """
+    lib = _cdll_passive_omp(path)
+    try:
+        version = lib.fk_abi_version()
+    except AttributeError as exc:
+        raise OSError(f"{path}: not a focalkit kernel ({exc})") from exc
+    if version != ABI_VERSION:
+        raise OSError(f"{path}: ABI version {version} != {ABI_VERSION}; reinstall (pip install -e .)")
+    lib.fk_sigmoid_dense.restype = _d
+    lib.fk_sigmoid_dense.argtypes = [
+        _vp, _i, _vp, _i64, _f, _i, _f, _i, _f, _f, _vp, _vp, _i64p, _i]
+    lib.fk_sigmoid_labels.restype = _d
+    lib.fk_sigmoid_labels.argtypes = [
+        _vp, _i, _vp, _i64, _i64, _i64, _f, _i, _f, _i, _i64, _f, _vp, _vp, _i64p, _i64p, _i]
+    lib.fk_softmax_labels.restype = _d
+    lib.fk_softmax_labels.argtypes = [
+        _vp, _i, _vp, _i64, _i64, _i64, _vp, _f, _i64, _f, _vp, _vp, _i64p, _i64p, _i]
+    return lib
+
+
 def _load() -> Any:
     global _lib, _load_error, _loaded
     if _loaded:
@@ -91,21 +124,10 @@ def _load() -> Any:
                 _load_error = "the C extension was not built (no C compiler at install time?)"
             for path in paths:
                 try:
-                    lib = _cdll_passive_omp(path)
-                    if lib.fk_abi_version() != 1:
-                        raise OSError(f"{path}: ABI version {lib.fk_abi_version()} != 1; reinstall")
-                except (OSError, AttributeError) as exc:
+                    lib = load_library(path)
+                except OSError as exc:
                     _load_error = str(exc)
                     continue
-                lib.fk_sigmoid_dense.restype = _d
-                lib.fk_sigmoid_dense.argtypes = [
-                    _vp, _i, _vp, _i64, _f, _i, _f, _i, _f, _f, _vp, _vp, _i64p, _i]
-                lib.fk_sigmoid_labels.restype = _d
-                lib.fk_sigmoid_labels.argtypes = [
-                    _vp, _i, _vp, _i64, _i64, _i64, _f, _i, _f, _i, _i64, _f, _vp, _vp, _i64p, _i]
-                lib.fk_softmax_labels.restype = _d
-                lib.fk_softmax_labels.argtypes = [
-                    _vp, _i, _vp, _i64, _i64, _i64, _vp, _f, _i64, _f, _vp, _vp, _i64p, _i64p, _i]
                 _lib, _load_error = lib, None
                 break
         _loaded = True
@@ -190,6 +212,22 @@ def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+def _labels_int64(targets: Tensor, ignore_index: int | None) -> Tensor:
+    """Class indices as contiguous int64 (uint8/int8/int16/int32 widened: no value wraps onto
+    ``ignore_index``, which the kernel compares in int64)."""
+    if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+        raise TypeError(f"targets must be an integer tensor of class indices, got {targets.dtype}")
+    if ignore_index is not None and not _INT64[0] <= int(ignore_index) <= _INT64[1]:
+        raise ValueError(f"ignore_index must fit in int64 (the labels' type), got {ignore_index}")
+    return targets.to(torch.int64).contiguous()
+
+
+def _raise_bad_labels(nbad: int, hi: int, ignore_index: int | None, what: str) -> None:
+    if nbad:
+        ign = "" if ignore_index is None else f" and not ignore_index={ignore_index}"
+        raise ValueError(f"targets: {nbad} class index(es) outside [0, {hi}]{ign} ({what})")
+
+
 def _require() -> Any:
     lib = _load()
     if lib is None:
@@ -215,7 +253,8 @@ def sigmoid_focal_fwd(
         x: logits of any shape (CPU; float32, bfloat16, or float16, which is computed as float32).
         targets: ``labels=False``: values in [0, 1] of x's shape (any dtype); elements equal to
             ``ignore_index`` are ignored. ``labels=True``: integer class indices of shape
-            ``x.shape[:1] + x.shape[2:]``; C = background, ``ignore_index`` drops the position.
+            ``x.shape[:1] + x.shape[2:]`` (any integer dtype, compared in int64); C = background,
+            ``ignore_index`` drops the position; labels outside [0, C] raise ``ValueError``.
         alpha: weight of positives, or None. gamma: >= 0. label_smoothing: t -> t (1 - ls) + ls / 2.
         reduce: sum the loss (float32 0-d) instead of returning it per element (float32, x's shape).
         compute_grad: also return d(sum of loss)/dx in x's dtype (float32 for float16 x).
@@ -241,12 +280,14 @@ def sigmoid_focal_fwd(
                 f"targets must have shape {tuple(xc.shape[:1] + xc.shape[2:])} for labels=True, "
                 f"got {tuple(targets.shape)}"
             )
-        y = targets.to(torch.int64).contiguous()
+        y = _labels_int64(targets, ignore_index)
+        nbad = ctypes.c_int64(0)
         total = lib.fk_sigmoid_labels(
             xc.data_ptr(), code, y.data_ptr(), n, c, inner, a, int(has_alpha), gamma,
             int(ignore_index is not None), int(ignore_index or 0), ls,
-            _ptr(loss_buf), _ptr(grad), ctypes.byref(count), _nthreads(),
+            _ptr(loss_buf), _ptr(grad), ctypes.byref(count), ctypes.byref(nbad), _nthreads(),
         )  # fmt: skip
+        _raise_bad_labels(nbad.value, c, ignore_index, f"the value {c} means background")
     else:
         if tuple(targets.shape) != tuple(xc.shape):
             raise ValueError(f"targets must have x's shape {tuple(xc.shape)}, got {tuple(targets.shape)}")
@@ -278,7 +319,8 @@ def softmax_focal_fwd(
         x: (N, C) or (N, C, d1, ..., dk) logits on CPU (float32, bfloat16 or float16); the
             softmax runs over C in place, without a transpose copy.
         targets: integer class indices (N, d1, ..., dk); positions equal to ``ignore_index`` are
-            ignored. Labels outside [0, C) raise ``IndexError``.
+            ignored; any integer dtype (compared in int64, so a uint8 label never wraps onto
+            ``ignore_index``). Labels outside [0, C) raise ``ValueError``.
         alpha: None or (C,) non-negative class weights. gamma: >= 0.
         label_smoothing: as ``F.cross_entropy``: t = (1 - ls) onehot + ls / C.
         reduce / compute_grad: as :func:`sigmoid_focal_fwd`.
@@ -298,7 +340,7 @@ def softmax_focal_fwd(
         raise ValueError(f"targets must have shape {tuple(pos_shape)}, got {tuple(targets.shape)}")
     if targets.is_floating_point():
         raise TypeError("the CPU kernel takes integer class indices (use the eager path for soft targets)")
-    y = targets.to(torch.int64).contiguous()
+    y = _labels_int64(targets, ignore_index)
     a = None
     if alpha is not None:
         a = torch.as_tensor(alpha, dtype=torch.float32).contiguous()
@@ -319,8 +361,7 @@ def softmax_focal_fwd(
             grad.zero_()
         if loss_buf is not None:
             loss_buf.zero_()
-    if nbad.value:
-        raise IndexError(f"{nbad.value} target(s) outside [0, {c}) that are not ignore_index={ignore_index}")
+    _raise_bad_labels(nbad.value, c - 1, ignore_index, f"{c} classes")
     loss = torch.tensor(total, dtype=torch.float32) if reduce else loss_buf
     assert loss is not None
     return loss, torch.tensor(count.value, dtype=torch.int64), grad

@@ -1,0 +1,649 @@
+/* focalkit CPU kernels, the body: focal loss and its analytic gradient in one pass (OpenMP).
+ *
+ * Included by _focal_cpu.c with FK_ISA set: the entry points are fk_sigmoid_dense_<FK_ISA>, ...
+ *
+ * Floating point: compiled without -ffast-math (its finite-only assumption drops NaN and inf) and
+ * without reassociation, so the evaluation order is the one written here; reductions vectorize
+ * through OpenMP simd reductions. exp/log are our own branch-free polynomials (below): the loops
+ * vectorize on any libc (no libmvec symbol of a newer glibc is needed at run time) and NaN and
+ * +-inf propagate as in IEEE arithmetic. With FMA, a * b + c is contracted into one rounding.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifndef FK_ISA
+#error "define FK_ISA before including _focal_cpu_impl.h"
+#endif
+#define FK_CAT2(a, b) a##_##b
+#define FK_CAT(a, b) FK_CAT2(a, b)
+#define FK_FN(name) FK_CAT(name, FK_ISA)
+
+/* Reductions vectorize without -ffast-math's reassociation through OpenMP's simd reductions. */
+#define FK_STR(...) #__VA_ARGS__
+#if defined(_OPENMP)
+#define FK_SIMD_SUM(...) _Pragma(FK_STR(omp simd reduction(+ : __VA_ARGS__)))
+#define FK_SIMD_MAX(v) _Pragma(FK_STR(omp simd reduction(max : v)))
+#else
+#define FK_SIMD_SUM(...)
+#define FK_SIMD_MAX(v)
+#endif
+
+#if defined(__GNUC__)
+#define FK_ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define FK_ALWAYS_INLINE static inline
+#endif
+
+/* ---------------------------------------------------------------- scalar math, vectorizable */
+
+typedef union { float f; uint32_t u; } fk_bits;
+
+static inline float fk_from_bits(uint32_t u) { fk_bits b; b.u = u; return b.f; }
+static inline uint32_t fk_to_bits(float f) { fk_bits b; b.f = f; return b.u; }
+
+/* e^x for x <= 0 (every use here: -|x|, x - max, gamma log q), relative error < 2.5e-7 (Cephes
+ * expf: Cody-Waite reduction, degree-6 polynomial), without branches. NaN -> NaN, -inf -> 0;
+ * results below FLT_MIN are subnormal (2^n is applied as 2^n1 * 2^n2, both normal). */
+static inline float fk_exp_neg(float x) {
+    float xc = x >= -104.0f ? x : -104.0f; /* NaN too: n stays finite, the NaN is put back last */
+    /* n = round(x / ln 2): the argument of the truncation is positive, so it is a floor */
+    int32_t n = (int32_t)(xc * 1.44269504088896341f + 256.5f) - 256;
+    float nf = (float)n;
+    float r = xc - nf * 0.693359375f; /* exact product: nf has <= 8 bits, the constant 9 */
+    r = r - nf * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    int32_t n1 = n >> 1, n2 = n - n1; /* n in [-150, 0]: both halves in [-75, 0] */
+    float s1 = fk_from_bits((uint32_t)(n1 + 127) << 23);
+    float s2 = fk_from_bits((uint32_t)(n2 + 127) << 23);
+    float y = p * s1 * s2;
+    return x == x ? y : x;
+}
+
+/* log(x), relative error < 2e-7 (Cephes logf), without branches; subnormals included.
+ * log(0) = -inf, log(+inf) = +inf, NaN and x < 0 -> NaN. */
+static inline float fk_log(float x) {
+    int tiny = x < 1.17549435e-38f;
+    float xs = tiny ? x * 8388608.0f : x; /* 2^23: subnormals become normal */
+    uint32_t u = fk_to_bits(xs);
+    int32_t e = (int32_t)((u >> 23) & 0xffu) - 126 - (tiny ? 23 : 0);
+    float m = fk_from_bits((u & 0x007fffffu) | 0x3f000000u); /* [0.5, 1) */
+    int lo = m < 0.707106781186547524f;
+    e = lo ? e - 1 : e;
+    float f = lo ? (m + m) - 1.0f : m - 1.0f; /* [sqrt(1/2) - 1, sqrt(2) - 1) */
+    float z = f * f;
+    float y = 7.0376836292e-2f;
+    y = y * f - 1.1514610310e-1f;
+    y = y * f + 1.1676998740e-1f;
+    y = y * f - 1.2420140846e-1f;
+    y = y * f + 1.4249322787e-1f;
+    y = y * f - 1.6668057665e-1f;
+    y = y * f + 2.0000714765e-1f;
+    y = y * f - 2.4999993993e-1f;
+    y = y * f + 3.3333331174e-1f;
+    y = y * f * z;
+    float ef = (float)e;
+    y = y + ef * -2.12194440e-4f;
+    y = y - 0.5f * z;
+    float r = (f + y) + ef * 0.693359375f;
+    r = x == 0.0f ? -INFINITY : r;
+    r = x == INFINITY ? x : r;
+    return (x < 0.0f || x != x) ? NAN : r;
+}
+
+/* log(1 + v) for v >= 0 (Goldberg: log(u) * v / (u - 1), u = fl(1 + v)); +inf -> +inf, NaN -> NaN. */
+static inline float fk_log1p(float v) {
+    float u = 1.0f + v;
+    float d = u - 1.0f;
+    float r = u == 1.0f ? v : fk_log(u) * (v / (d == 0.0f ? 1.0f : d));
+    return v == INFINITY ? v : r;
+}
+
+/* log1p(e) for e in [0, 1] (the sigmoid's log1p(exp(-|x|))): e P(e) with P a degree-9
+ * polynomial fitted to log1p(e) / e on [0, 1] (fit error 5e-9 relative; 1.9e-7 with float32
+ * rounding), so the relative accuracy holds down to e = 0. NaN -> NaN. */
+static inline float fk_log1p_unit(float e) {
+    float p = -3.2440342474728823e-3f;
+    p = p * e + 1.9851503893733025e-2f;
+    p = p * e - 5.6959610432386400e-2f;
+    p = p * e + 1.0603662580251694e-1f;
+    p = p * e - 1.5305596590042114e-1f;
+    p = p * e + 1.9675940275192260e-1f;
+    p = p * e - 2.4954134225845337e-1f;
+    p = p * e + 3.3329963684082031e-1f;
+    p = p * e - 4.9999901652336120e-1f;
+    p = p * e + 1.0f;
+    return e * p;
+}
+
+/* 1 - p for p = exp(lp), lp <= 0, with relative accuracy near lp = 0: -expm1(lp) by its Taylor
+ * series (degree 8, relative error < 2e-8) for lp >= -0.5; below, 1 - p has no cancellation. */
+static inline float fk_one_minus_p(float lp, float p) {
+    float q = 1.0f / 40320;
+    q = q * lp + 1.0f / 5040;
+    q = q * lp + 1.0f / 720;
+    q = q * lp + 1.0f / 120;
+    q = q * lp + 1.0f / 24;
+    q = q * lp + 1.0f / 6;
+    q = q * lp + 1.0f / 2;
+    q = q * lp + 1.0f;
+    return lp < -0.5f ? 1.0f - p : -(q * lp);
+}
+
+/* q ** gamma for q in [0, 1], gamma >= 0, with 0 ** 0 = 1; NaN -> NaN (for gamma > 0). */
+static inline float fk_pow_mod(float q, float gamma, int gkind) {
+    /* an if chain, not a switch: GCC unswitches loops on a loop-invariant gkind only for ifs */
+    if (gkind == 0) return 1.0f;
+    if (gkind == 1) return q;
+    if (gkind == 2) return q * q;
+    return q == 0.0f ? 0.0f : fk_exp_neg(gamma * fk_log(q));
+}
+
+static inline int fk_gamma_kind(float gamma) {
+    if (gamma == 0.0f) return 0;
+    if (gamma == 1.0f) return 1;
+    if (gamma == 2.0f) return 2;
+    return 3;
+}
+
+/* The focal factor of the softmax gradient, per class: h = om^gamma (gamma p log(p) / om - 1),
+ * with log(p) / om := -1 at om = 0 and p log(p) := 0 at p = 0 (a class at -inf: h = -om^gamma). */
+static inline float fk_softmax_h(float lp, float p, float om, float mod, float gamma, int gkind) {
+    float ratio = om > 1e-30f ? lp / om : -1.0f;
+    float pr = p > 0.0f ? p * ratio : 0.0f;
+    return gkind == 0 ? -1.0f : mod * (gamma * pr - 1.0f);
+}
+
+static inline float fk_bf16_to_f32(uint16_t v) { return fk_from_bits(((uint32_t)v) << 16); }
+
+static inline uint16_t fk_f32_to_bf16(float f) { /* round to nearest even, NaN kept NaN */
+    uint32_t u = fk_to_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static int fk_threads_for(int64_t work, int nthreads) {
+    if (nthreads < 1) nthreads = 1;
+    if (work < 65536) return 1;
+    return nthreads;
+}
+
+static inline void fk_load_block(const void *x, int xcode, int64_t off, int64_t m, float *restrict out) {
+    if (xcode == 0) {
+        memcpy(out, (const float *)x + off, (size_t)m * sizeof(float));
+    } else {
+        const uint16_t *xb = (const uint16_t *)x + off;
+        for (int64_t i = 0; i < m; i++) out[i] = fk_bf16_to_f32(xb[i]);
+    }
+}
+
+static inline void fk_store_block(void *g, int xcode, int64_t off, int64_t m, const float *restrict in) {
+    if (xcode == 0) {
+        memcpy((float *)g + off, in, (size_t)m * sizeof(float));
+    } else {
+        uint16_t *gb = (uint16_t *)g + off;
+        for (int64_t i = 0; i < m; i++) gb[i] = fk_f32_to_bf16(in[i]);
+    }
+}
+
+/* ---------------------------------------------------------------- sigmoid, shared block step */
+/* Elements are processed in blocks of BLK: the caller fills float buffers with the logits, the
+ * (smoothed) targets and the validity mask (1 or 0), and the block step computes the loss and the
+ * gradient of each element with branch-free code that the compiler vectorizes (one variant per
+ * common gamma, so q ** gamma is a multiply, not exp(gamma log q)).
+ *
+ * ce = (1 - t) x + max(-x, 0) + log1p(e^-|x|) is BCE-with-logits in PyTorch's own arrangement, so
+ * infinite logits give what F.binary_cross_entropy_with_logits gives (+inf for a confident wrong
+ * prediction, NaN where PyTorch's is NaN); the gradient's focal term is taken as 0 where the ratio
+ * p (1 - p) / q is 0 (no 0 * inf). Ignored elements give exactly 0 whatever their logit. */
+#define BLK 1024
+
+#define SIG_BLOCK(NAME, MOD, RATIO)                                                            \
+    static float NAME(const float *restrict xs, const float *restrict ts, const float *restrict vs, \
+                      float *restrict ls_, float *restrict gs, int64_t m, float a, float ascale,   \
+                      float gamma) {                                                           \
+        float sum = 0.0f;                                                                      \
+        FK_SIMD_SUM(sum)                                                                       \
+        for (int64_t i = 0; i < m; i++) {                                                      \
+            float x = xs[i], t = ts[i];                                                        \
+            float e = fk_exp_neg(-fabsf(x));                                                   \
+            float inv = 1.0f / (1.0f + e);                                                     \
+            float p = x >= 0.0f ? inv : e * inv;                                               \
+            float pn = x >= 0.0f ? e * inv : inv;                                              \
+            float mx = -x > 0.0f ? -x : 0.0f;                                                  \
+            float l1p = fk_log1p_unit(e);                                                      \
+            float ce = ((1.0f - t) * x + mx) + l1p;                                            \
+            float q = p * (1.0f - t) + pn * t;                                                 \
+            float at = (a * t + (1.0f - a) * (1.0f - t)) * ascale;                             \
+            float mod = MOD;                                                                   \
+            float ratio = RATIO;                                                               \
+            float rce = ratio > 0.0f && q > 1e-30f ? ratio * ce : 0.0f;                        \
+            int valid = vs[i] != 0.0f;                                                         \
+            float l = valid ? at * mod * ce : 0.0f;                                            \
+            gs[i] = valid ? at * mod * ((p - t) + gamma * (1.0f - 2.0f * t) * rce) : 0.0f;     \
+            ls_[i] = l;                                                                        \
+            sum += l;                                                                          \
+        }                                                                                      \
+        return sum;                                                                            \
+    }
+
+/* p (1 - p) / q in [0, 1]: divided out for soft targets (0 below q = 1e-30, where the term is
+ * below gamma q^(1 + gamma)); for hard ones q is p (t = 0) or 1 - p (t = 1), so it is 1 - p or p. */
+#define RATIO_SOFT (q > 1e-30f ? p * pn / q : 0.0f)
+#define RATIO_HARD (t != 0.0f ? p : pn)
+/* q ** gamma; for hard targets log q = -softplus(+-x) = -(max(+-x, 0) + log1p(e)) needs no log. */
+#define POW_SOFT (q == 0.0f ? 0.0f : fk_exp_neg(gamma * fk_log(q)))
+#define POW_HARD fk_exp_neg(gamma * -((t != 0.0f ? (x > 0.0f ? x : 0.0f) : mx) + l1p))
+
+SIG_BLOCK(sig_block_g0, 1.0f, RATIO_SOFT)
+SIG_BLOCK(sig_block_g1, q, RATIO_SOFT)
+SIG_BLOCK(sig_block_g2, q * q, RATIO_SOFT)
+SIG_BLOCK(sig_block_gx, POW_SOFT, RATIO_SOFT)
+SIG_BLOCK(sig_block_g0_hard, 1.0f, RATIO_HARD)
+SIG_BLOCK(sig_block_g1_hard, q, RATIO_HARD)
+SIG_BLOCK(sig_block_g2_hard, q * q, RATIO_HARD)
+SIG_BLOCK(sig_block_gx_hard, POW_HARD, RATIO_HARD)
+
+typedef float (*sig_block_fn)(const float *, const float *, const float *, float *, float *,
+                              int64_t, float, float, float);
+
+/* The block step for gamma; `hard`: every target of the block is 0 or 1. */
+static sig_block_fn sig_block_for(float gamma, int hard) {
+    switch (fk_gamma_kind(gamma)) {
+    case 0: return hard ? sig_block_g0_hard : sig_block_g0;
+    case 1: return hard ? sig_block_g1_hard : sig_block_g1;
+    case 2: return hard ? sig_block_g2_hard : sig_block_g2;
+    default: return hard ? sig_block_gx_hard : sig_block_gx;
+    }
+}
+
+/* ---------------------------------------------------------------- sigmoid, dense targets */
+double FK_FN(fk_sigmoid_dense)(const void *x, int xcode, const float *t, int64_t n, float alpha,
+                               int has_alpha, float gamma, int has_ignore, float ignore, float ls,
+                               float *loss_out, void *grad_out, int64_t *count, int nthreads) {
+    const sig_block_fn step = sig_block_for(gamma, 0), step_hard = sig_block_for(gamma, 1);
+    const float a = has_alpha ? alpha : 0.5f;
+    const float ascale = has_alpha ? 1.0f : 2.0f; /* alpha None: alpha_t = 2 * 0.5 = 1 exactly */
+    const int64_t nblocks = (n + BLK - 1) / BLK;
+    double total = 0.0; int64_t ctotal = 0;
+    int nt = fk_threads_for(n, nthreads);
+    double *part = (double *)malloc(sizeof(double) * (size_t)(nblocks + 1));
+#pragma omp parallel num_threads(nt) reduction(+ : ctotal)
+    {
+        float xs[BLK], ts[BLK], vs[BLK], lb[BLK], gb[BLK];
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t b = 0; b < nblocks; b++) {
+            int64_t lo = b * BLK, m = lo + BLK < n ? BLK : n - lo;
+            fk_load_block(x, xcode, lo, m, xs);
+            int64_t cnt = 0, soft = 0;
+            for (int64_t i = 0; i < m; i++) {
+                float ti = t[lo + i];
+                int valid = !(has_ignore && ti == ignore);
+                float tt = valid ? ti * (1.0f - ls) + 0.5f * ls : 0.0f;
+                vs[i] = valid ? 1.0f : 0.0f;
+                ts[i] = tt;
+                cnt += valid;
+                soft += tt != 0.0f && tt != 1.0f;
+            }
+            part[b] = (soft ? step : step_hard)(xs, ts, vs, lb, gb, m, a, ascale, gamma);
+            ctotal += cnt;
+            if (loss_out) memcpy(loss_out + lo, lb, (size_t)m * sizeof(float));
+            if (grad_out) fk_store_block(grad_out, xcode, lo, m, gb);
+        }
+    }
+    for (int64_t b = 0; b < nblocks; b++) total += part[b]; /* fixed order: deterministic */
+    free(part);
+    *count = ctotal;
+    return total;
+}
+
+/* ---------------------------------------------------------------- sigmoid, class indices */
+/* x is (N, C, inner) contiguous; y is (N, inner) int64. Element (n, c, i) has target
+ * t = (y[n, i] == c); positions with y == ignore are dropped (all C elements). The one-hot is
+ * built one block at a time in a stack buffer, never materialized. Labels outside [0, C] (C is
+ * background) that are not `ignore` are counted in *nbad (and read as background). */
+double FK_FN(fk_sigmoid_labels)(const void *x, int xcode, const int64_t *y, int64_t N, int64_t C,
+                                int64_t inner, float alpha, int has_alpha, float gamma,
+                                int has_ignore, int64_t ignore, float ls, float *loss_out,
+                                void *grad_out, int64_t *count, int64_t *nbad, int nthreads) {
+    const sig_block_fn step = sig_block_for(gamma, ls == 0.0f);
+    const float a = has_alpha ? alpha : 0.5f;
+    const float ascale = has_alpha ? 1.0f : 2.0f;
+    const float tpos = 1.0f - 0.5f * ls, tneg = 0.5f * ls;
+    const int64_t n = N * C * inner;
+    const int64_t nblocks = (n + BLK - 1) / BLK;
+    double total = 0.0; int64_t ctotal = 0, bad = 0;
+    int nt = fk_threads_for(n, nthreads);
+    double *part = (double *)malloc(sizeof(double) * (size_t)(nblocks + 1));
+    /* the labels, once each (not once per class): out of [0, C] and not ignored */
+#pragma omp parallel for num_threads(nt) reduction(+ : bad) schedule(static)
+    for (int64_t i = 0; i < N * inner; i++)
+        bad += (y[i] < 0 || y[i] > C) && !(has_ignore && y[i] == ignore);
+#pragma omp parallel num_threads(nt) reduction(+ : ctotal)
+    {
+        float xs[BLK], ts[BLK], vs[BLK], lb[BLK], gb[BLK];
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t b = 0; b < nblocks; b++) {
+            int64_t lo = b * BLK, m = lo + BLK < n ? BLK : n - lo;
+            fk_load_block(x, xcode, lo, m, xs);
+            int64_t cnt = 0;
+            /* walk the block in runs of constant (n, c): element e = (nn * C + c) * inner + i */
+            int64_t e = lo, k = 0;
+            while (inner == 1 && k < m) { /* (rows, C): runs over the classes of one row */
+                int64_t nn = e / C, c0 = e % C;
+                int64_t run = C - c0 < m - k ? C - c0 : m - k;
+                int64_t yn = y[nn];
+                int valid = !(has_ignore && yn == ignore);
+                float vv = valid ? 1.0f : 0.0f;
+                for (int64_t j = 0; j < run; j++) {
+                    vs[k + j] = vv;
+                    ts[k + j] = valid && yn == c0 + j ? tpos : tneg;
+                }
+                cnt += valid ? run : 0;
+                k += run; e += run;
+            }
+            while (k < m) {
+                int64_t plane = e / inner, i = e % inner;
+                int64_t nn = plane / C, c = plane % C;
+                int64_t run = inner - i < m - k ? inner - i : m - k;
+                const int64_t *yr = y + nn * inner + i;
+                for (int64_t j = 0; j < run; j++) {
+                    int64_t yj = yr[j];
+                    int valid = !(has_ignore && yj == ignore);
+                    vs[k + j] = valid ? 1.0f : 0.0f;
+                    ts[k + j] = valid && yj == c ? tpos : tneg;
+                    cnt += valid;
+                }
+                k += run; e += run;
+            }
+            part[b] = step(xs, ts, vs, lb, gb, m, a, ascale, gamma);
+            ctotal += cnt;
+            if (loss_out) memcpy(loss_out + lo, lb, (size_t)m * sizeof(float));
+            if (grad_out) fk_store_block(grad_out, xcode, lo, m, gb);
+        }
+    }
+    for (int64_t b = 0; b < nblocks; b++) total += part[b]; /* fixed order: deterministic */
+    free(part);
+    *count = ctotal;
+    *nbad = bad;
+    return total;
+}
+
+/* ---------------------------------------------------------------- softmax, class indices */
+/* Log-sum-exp, per position: with m = max_c x_c, z_c = x_c - m (exact), the terms e_c = exp(z_c)
+ * are split into the maximal ones (z_c == 0, counted: neq) and the tail (their sum), and
+ *     log p_c = z_c - log1p(tail + (neq - 1)),   p_c = e_c / (neq + tail).
+ * Nothing of size |m| is added back, so log p and p keep float32's relative accuracy at any
+ * offset of the logits (1e4 + randn included), and log p of a confident class is -log1p(tail), not
+ * a rounded log(1 + tail). The target class's 1 - p is -expm1(log p) (fk_one_minus_p), and its
+ * gradient component coef * (1 - p_y) uses it, not 1 - p_y by subtraction.
+ *
+ * Non-finite logits: NaN, +inf, or all -inf in a position give NaN for its loss and gradient
+ * (as F.cross_entropy), a -inf logit with a positive target weight gives +inf; a -inf logit of a
+ * class with zero target weight (a masked class) leaves the loss and the gradient finite. Ignored
+ * positions give exactly 0 whatever their logits. */
+#define TILE 256
+
+/* (N, C) rows: the classes are contiguous, so each row is one vectorized pass per step.
+ * alpha is never NULL here (fk_softmax_labels passes ones). */
+static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N, int64_t C,
+                           const float *alpha, float gamma, int64_t ignore, float ls,
+                           float *loss_out, void *grad_out, int64_t *count, int64_t *nbad,
+                           int nthreads) {
+    const int gkind = fk_gamma_kind(gamma);
+    const float lsc = ls / (float)C, lsy = 1.0f - ls;
+    double total = 0.0; int64_t ctotal = 0, bad = 0;
+    int nt = fk_threads_for(N * C, nthreads);
+    double *part = (double *)malloc(sizeof(double) * (size_t)(N + 1));
+#pragma omp parallel num_threads(nt) reduction(+ : ctotal, bad)
+    {
+        /* float32 rows are read and written in place; bfloat16 ones through xbuf / gbuf */
+        float *xbuf = (float *)malloc(sizeof(float) * (size_t)(4 * C + 1));
+        float *ex = xbuf + C, *gbuf = xbuf + 2 * C, *wh = xbuf + 3 * C;
+#pragma omp for schedule(dynamic, 32)
+        for (int64_t n = 0; n < N; n++) {
+            const float *xs = xbuf;
+            if (xcode == 0) xs = (const float *)x + n * C;
+            else fk_load_block(x, xcode, n * C, C, xbuf);
+            float *gs = grad_out && xcode == 0 ? (float *)grad_out + n * C : gbuf;
+            float mx = xs[0];
+            FK_SIMD_MAX(mx)
+            for (int64_t c = 0; c < C; c++) mx = xs[c] > mx ? xs[c] : mx;
+            float tail = 0.0f, neq = 0.0f;
+            FK_SIMD_SUM(tail, neq)
+            for (int64_t c = 0; c < C; c++) {
+                float z = xs[c] - mx;
+                float e = fk_exp_neg(z);
+                ex[c] = e;
+                tail += z == 0.0f ? 0.0f : e;
+                neq += z == 0.0f ? 1.0f : 0.0f;
+            }
+            const float lse = fk_log1p(tail + (neq - 1.0f)); /* neq - 1 first: exact */
+            const float inv = 1.0f / (neq + tail);
+            int64_t yk = y[n];
+            int valid = yk != ignore, inrange = yk >= 0 && yk < C;
+            bad += valid && !inrange;
+            valid = valid && inrange;
+            ctotal += valid;
+            float l = 0.0f;
+            if (!valid) {
+                for (int64_t c = 0; c < C; c++) gs[c] = 0.0f;
+            } else if (ls == 0.0f) {
+                float lp = (xs[yk] - mx) - lse;
+                float py = ex[yk] * inv;
+                float om = fk_one_minus_p(lp, py);
+                float w = alpha[yk];
+                float mod = fk_pow_mod(om, gamma, gkind);
+                float coef = w * fk_softmax_h(lp, py, om, mod, gamma, gkind);
+                l = -w * mod * lp;
+                for (int64_t c = 0; c < C; c++) gs[c] = -coef * (ex[c] * inv);
+                gs[yk] = coef * om; /* coef (1 - p_y), 1 - p_y without cancellation */
+            } else {
+                float ssum = 0.0f, lsum = 0.0f;
+                FK_SIMD_SUM(ssum, lsum)
+                for (int64_t c = 0; c < C; c++) {
+                    float lp = (xs[c] - mx) - lse;
+                    float p = ex[c] * inv;
+                    float om = fk_one_minus_p(lp, p);
+                    float w = alpha[c] * ((c == yk ? lsy : 0.0f) + lsc);
+                    float mod = fk_pow_mod(om, gamma, gkind);
+                    float h = fk_softmax_h(lp, p, om, mod, gamma, gkind);
+                    lsum += w > 0.0f ? w * mod * lp : 0.0f; /* 0 log 0 := 0 for a zero weight */
+                    wh[c] = w > 0.0f ? w * h : 0.0f;
+                    ssum += wh[c];
+                }
+                l = -lsum;
+                for (int64_t c = 0; c < C; c++) gs[c] = wh[c] - (ex[c] * inv) * ssum;
+            }
+            part[n] = l;
+            if (loss_out) loss_out[n] = l;
+            if (grad_out && xcode != 0) fk_store_block(grad_out, xcode, n * C, C, gs);
+        }
+        free(xbuf);
+    }
+    for (int64_t n = 0; n < N; n++) total += part[n];
+    free(part);
+    *count = ctotal;
+    *nbad = bad;
+    return total;
+}
+
+/* One class c of a tile of B positions with label smoothing (or soft targets): the loss terms and
+ * w_c h_c. Always inlined with a constant gkind, so that each copy of the loop vectorizes. */
+FK_ALWAYS_INLINE void smooth_tile_class(const float *restrict xr, const float *restrict er,
+                                        const float *restrict mx, const float *restrict lse,
+                                        const float *restrict inv, const int64_t *restrict yy,
+                                        int64_t c, float ac, float lsy, float lsc, float gamma,
+                                        int gkind, float *restrict lsum, float *restrict ssum,
+                                        float *restrict whr, int64_t B) {
+    for (int64_t k = 0; k < B; k++) {
+        float lp = (xr[k] - mx[k]) - lse[k];
+        float p = er[k] * inv[k];
+        float om = fk_one_minus_p(lp, p);
+        float tc = (yy[k] == c ? lsy : 0.0f) + lsc;
+        float w = yy[k] < 0 ? 0.0f : ac * tc;
+        float mod = fk_pow_mod(om, gamma, gkind);
+        float h = fk_softmax_h(lp, p, om, mod, gamma, gkind);
+        float whc = w > 0.0f ? w * h : 0.0f;
+        lsum[k] -= w > 0.0f ? w * mod * lp : 0.0f; /* 0 log 0 := 0 for a zero weight */
+        ssum[k] += whc;
+        whr[k] = whc;
+    }
+}
+
+double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int64_t N, int64_t C,
+                                int64_t inner, const float *alpha, float gamma, int64_t ignore,
+                                float ls, float *loss_out, void *grad_out, int64_t *count,
+                                int64_t *nbad, int nthreads) {
+    const int gkind = fk_gamma_kind(gamma);
+    if (inner == 1) {
+        /* alpha always present in the row loops: a vectorized `alpha ? alpha[c] : 1` becomes a
+         * masked load from NULL, which AMD CPUs execute through a slow microcode assist */
+        float *ones = NULL;
+        if (!alpha) {
+            ones = (float *)malloc(sizeof(float) * (size_t)(C + 1));
+            for (int64_t c = 0; c < C; c++) ones[c] = 1.0f;
+        }
+        double r = softmax_rows(x, xcode, y, N, C, alpha ? alpha : ones, gamma, ignore, ls,
+                                loss_out, grad_out, count, nbad, nthreads);
+        free(ones);
+        return r;
+    }
+    const int64_t ntile = (inner + TILE - 1) / TILE;
+    const int64_t units = N * ntile;
+    double total = 0.0; int64_t ctotal = 0, bad = 0;
+    int nt = fk_threads_for(N * C * inner, nthreads);
+    const float lsc = ls / (float)C, lsy = 1.0f - ls;
+    double *part = (double *)malloc(sizeof(double) * (size_t)(units + 1));
+#pragma omp parallel num_threads(nt) reduction(+ : ctotal, bad)
+    {
+        float mx[TILE], tail[TILE], neq[TILE], lse[TILE], inv[TILE], coef[TILE], cy[TILE];
+        float ssum[TILE], lsum[TILE];
+        int64_t yy[TILE];
+        float *wh = NULL;
+        if (ls > 0.0f) wh = (float *)malloc(sizeof(float) * (size_t)C * TILE);
+        /* the tile's logits as float32 (xt) and exp(x - max) (ex), reused by every step: one
+         * exp per element, not two; gt holds the gradient before a bfloat16 store */
+        float *xt = (float *)malloc(sizeof(float) * (size_t)C * TILE * 3);
+        float *ex = xt + C * TILE, *gt = ex + C * TILE;
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t u = 0; u < units; u++) {
+            int64_t nn = u / ntile, tile = u % ntile;
+            int64_t i0 = tile * TILE, i1 = i0 + TILE < inner ? i0 + TILE : inner;
+            int64_t B = i1 - i0;
+            int64_t xb = nn * C * inner + i0; /* element (nn, c, i0 + k) at xb + c * inner + k */
+            const int64_t *yr = y + nn * inner + i0;
+            for (int64_t c = 0; c < C; c++) fk_load_block(x, xcode, xb + c * inner, B, xt + c * TILE);
+            for (int64_t k = 0; k < B; k++) { mx[k] = xt[k]; tail[k] = 0.0f; neq[k] = 0.0f; }
+            for (int64_t c = 1; c < C; c++) {
+                const float *xr = xt + c * TILE;
+                for (int64_t k = 0; k < B; k++) mx[k] = xr[k] > mx[k] ? xr[k] : mx[k];
+            }
+            for (int64_t c = 0; c < C; c++) {
+                const float *xr = xt + c * TILE;
+                float *er = ex + c * TILE;
+                for (int64_t k = 0; k < B; k++) {
+                    float z = xr[k] - mx[k];
+                    float e = fk_exp_neg(z);
+                    er[k] = e;
+                    tail[k] += z == 0.0f ? 0.0f : e;
+                    neq[k] += z == 0.0f ? 1.0f : 0.0f;
+                }
+            }
+            for (int64_t k = 0; k < B; k++) {
+                lse[k] = fk_log1p(tail[k] + (neq[k] - 1.0f));
+                inv[k] = 1.0f / (neq[k] + tail[k]);
+            }
+            double s = 0.0; int64_t cnt = 0;
+            for (int64_t k = 0; k < B; k++) {
+                int64_t yk = yr[k];
+                int valid = yk != ignore;
+                int inrange = yk >= 0 && yk < C;
+                bad += valid && !inrange; /* out-of-range labels: reported, treated as ignored */
+                valid = valid && inrange;
+                yy[k] = valid ? yk : -1;
+                cnt += valid;
+            }
+            if (ls == 0.0f) {
+                /* Hard labels: only the target class enters the loss. */
+                for (int64_t k = 0; k < B; k++) {
+                    coef[k] = 0.0f; cy[k] = 0.0f;
+                    int64_t yk = yy[k];
+                    if (yk < 0) { if (loss_out) loss_out[nn * inner + i0 + k] = 0.0f; continue; }
+                    float lp = (xt[yk * TILE + k] - mx[k]) - lse[k];
+                    float py = ex[yk * TILE + k] * inv[k];
+                    float om = fk_one_minus_p(lp, py);
+                    float w = alpha ? alpha[yk] : 1.0f;
+                    float mod = fk_pow_mod(om, gamma, gkind);
+                    float l = -w * mod * lp;
+                    coef[k] = w * fk_softmax_h(lp, py, om, mod, gamma, gkind);
+                    cy[k] = coef[k] * om;
+                    s += l;
+                    if (loss_out) loss_out[nn * inner + i0 + k] = l;
+                }
+                if (grad_out) {
+                    /* dloss/dx_j = coef * ([j == y] - p_j); ignored positions exactly 0 */
+                    for (int64_t c = 0; c < C; c++) {
+                        int64_t off = xb + c * inner;
+                        const float *er = ex + c * TILE;
+                        float *gr = xcode == 0 ? (float *)grad_out + off : gt;
+                        for (int64_t k = 0; k < B; k++) {
+                            float g = yy[k] == c ? cy[k] : -coef[k] * (er[k] * inv[k]);
+                            gr[k] = yy[k] < 0 ? 0.0f : g;
+                        }
+                        if (xcode != 0) fk_store_block(grad_out, xcode, off, B, gt);
+                    }
+                }
+            } else {
+                /* Label smoothing: every class has weight w_c = alpha_c * t_c. */
+                for (int64_t k = 0; k < B; k++) { ssum[k] = 0.0f; lsum[k] = 0.0f; }
+                for (int64_t c = 0; c < C; c++) {
+                    float ac = alpha ? alpha[c] : 1.0f;
+                    const float *xr = xt + c * TILE, *er = ex + c * TILE;
+                    float *whr = wh + c * TILE;
+                    switch (gkind) { /* one vectorized copy of the loop per kind of gamma */
+                    case 0: smooth_tile_class(xr, er, mx, lse, inv, yy, c, ac, lsy, lsc, gamma, 0, lsum, ssum, whr, B); break;
+                    case 1: smooth_tile_class(xr, er, mx, lse, inv, yy, c, ac, lsy, lsc, gamma, 1, lsum, ssum, whr, B); break;
+                    case 2: smooth_tile_class(xr, er, mx, lse, inv, yy, c, ac, lsy, lsc, gamma, 2, lsum, ssum, whr, B); break;
+                    default: smooth_tile_class(xr, er, mx, lse, inv, yy, c, ac, lsy, lsc, gamma, 3, lsum, ssum, whr, B);
+                    }
+                }
+                for (int64_t k = 0; k < B; k++) {
+                    s += lsum[k];
+                    if (loss_out) loss_out[nn * inner + i0 + k] = lsum[k];
+                }
+                if (grad_out) {
+                    for (int64_t c = 0; c < C; c++) {
+                        int64_t off = xb + c * inner;
+                        const float *er = ex + c * TILE;
+                        float *gr = xcode == 0 ? (float *)grad_out + off : gt;
+                        for (int64_t k = 0; k < B; k++) {
+                            float g = wh[c * TILE + k] - (er[k] * inv[k]) * ssum[k];
+                            gr[k] = yy[k] < 0 ? 0.0f : g;
+                        }
+                        if (xcode != 0) fk_store_block(grad_out, xcode, off, B, gt);
+                    }
+                }
+            }
+            part[u] = s; ctotal += cnt;
+        }
+        free(wh);
+        free(xt);
+    }
+    for (int64_t u = 0; u < units; u++) total += part[u];
+    free(part);
+    *count = ctotal;
+    *nbad = bad;
+    return total;
+}

@@ -320,6 +320,7 @@ def test_lazy_fk_tune_does_not_import_optuna_with_the_core() -> None:
 
 _SCRIPT = textwrap.dedent('''
     import os, sys, time
+    from focalkit.tools import cancel
     from focalkit.tools.tune.api import tune
 
     LOG = sys.argv[3]
@@ -334,7 +335,7 @@ _SCRIPT = textwrap.dedent('''
         if hold and os.path.exists(hold):  # the test holds this trial mid-way, then kills us
             with open(LOG, "a") as f:
                 f.write(f"{os.getpid()} HELD\\n")
-            time.sleep(120)
+            cancel.sleep(120)  # a long training loop that stops when asked (cancel.check())
         time.sleep(float(sys.argv[4]))
         return 1.0 - (gamma - 2.0) ** 2 / 25.0 - ((0.5 if alpha is None else alpha) - 0.25) ** 2
 

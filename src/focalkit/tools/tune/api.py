@@ -49,9 +49,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from focalkit.tools import cancel
 from focalkit.tools.experiments.metrics import HIGHER_IS_BETTER, TUNABLE_METRICS
 from focalkit.tools.tune.checks import RunOptions, check_arguments, check_int
 from focalkit.tools.tune.objective import DataObjective, data_counts
@@ -76,6 +78,9 @@ __all__ = [
 ]
 
 DEFAULT_STORAGE = "sqlite:///tune.db"
+_STOP_MESSAGE = ("\n{signal}: stopping at the next report() or fold; the running trial is given "
+                 "back (again to interrupt at once)\n")
+STOP_GRACE_S = 30.0  # seconds the workers get to give their trials back before they are killed
 METRICS = TUNABLE_METRICS  # the metrics tune_data can optimise (focalkit.tools.experiments.metrics)
 
 
@@ -195,8 +200,9 @@ def tune(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # focalkit reports trials itself
     try:
-        return _tune(objective, storage, study, space, n_trials, workers, seed, opts, references,
-                     callbacks)
+        with cancel.signals_cancel(force="raise", message=_STOP_MESSAGE):
+            return _tune(objective, storage, study, space, n_trials, workers, seed, opts,
+                         references, callbacks)
     finally:
         optuna.logging.set_verbosity(verbosity)
 
@@ -211,28 +217,32 @@ def _tune(
                     opts.pruner_warmup_steps, create=True)
     enqueue_references(st, references)
 
-    children = []
-    if workers > 1:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        for i in range(1, workers):
-            payload = pickle.dumps((objective, storage, None, study, n_trials, seed, opts, (), i))
-            p = ctx.Process(target=child_main, args=(payload,), name=f"focalkit-tune-{i}")
-            p.start()
-            children.append(p)
+    children: list[Any] = []
+    stop = None
     try:
+        if workers > 1:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")
+            watch, stop = ctx.Pipe(duplex=False)  # closing `stop` tells the workers to stop
+            for i in range(1, workers):
+                payload = pickle.dumps((objective, storage, None, study, n_trials, seed, opts, (), i))
+                p = ctx.Process(target=child_main, args=(payload, os.getpid(), watch),
+                                name=f"focalkit-tune-{i}")
+                p.start()
+                children.append(p)
+            watch.close()
         run_worker(objective, storage, rdb, study, n_trials, seed, opts, callbacks)
+        for p in children:
+            while p.is_alive():  # they finish their last trials; a stop request still counts
+                p.join(0.2)
+                cancel.check()
     except BaseException:
-        # Stop the other workers too (SIGTERM: each gives its running trial back, re-queued).
-        for p in children:
-            if p.is_alive():
-                p.terminate()
-        for p in children:
-            p.join(timeout=60)
+        _stop_workers(children, stop)
         raise
-    for p in children:
-        p.join()
+    finally:
+        if stop is not None:
+            stop.close()
     bad = [p for p in children if p.exitcode != 0]
     if bad:
         raise RuntimeError(
@@ -240,6 +250,23 @@ def _tune(
             + " failed; see their error above. Re-run the same call to resume."
         )
     return collect(st)
+
+
+def _stop_workers(children: list[Any], stop: Any) -> None:
+    """Asks the worker processes to stop (each gives its running trial back, re-queued), waits up
+    to :data:`STOP_GRACE_S` for them, then terminates and finally kills what is left."""
+    if stop is not None:
+        stop.close()  # the workers see end of file at their next check
+    deadline = time.monotonic() + STOP_GRACE_S
+    for p in children:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in children:
+        if p.is_alive():
+            p.terminate()  # SIGTERM: stops it at its next check if it had not seen the pipe
+            p.join(5)
+        if p.is_alive():
+            p.kill()
+            p.join()
 
 
 def load_study(storage: str, study: str) -> TuneResult:

@@ -133,6 +133,13 @@ def tune(
     inverse-frequency weights for C > 2, or 0.75 — the paper's best for CE — without counts).
     They are queued first and count toward ``n_trials``.
 
+    Ctrl-C / SIGTERM while it runs (main thread; :mod:`focalkit.tools.cancel`): the signal only
+    records a stop request; the search stops at the next safe point (a ``report`` call, the next
+    fold or trial; the built-in objective also between batches), gives the running trial back
+    (FAIL, parameters queued again), stops the worker processes the same way and raises
+    :class:`focalkit.tools.cancel.Cancelled` (a ``KeyboardInterrupt``). A second signal interrupts
+    at once. ``focalkit.tools.cancel.check()`` in your own loop stops it sooner.
+
     Args:
         train_and_score: ``(gamma: float, alpha: float | list[float] | None, fold: int) -> float``.
             Must be picklable (a module-level function) when ``workers > 1``.

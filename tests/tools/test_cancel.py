@@ -231,3 +231,30 @@ def test_docstring_examples():
 
     failed, attempted = doctest.testmod(cancel)
     assert failed == 0 and attempted >= 3
+
+
+def test_interruptible_raises_from_the_handler_and_check_catches_a_swallowed_one():
+    with pytest.raises(cancel.Cancelled, match="SIGTERM"):
+        with cancel.signals_cancel():
+            with cancel.interruptible():
+                signal.raise_signal(signal.SIGTERM)
+                pytest.fail("not reached: raised by the handler")
+    # swallowed (as in a __del__): the request stays and the next check raises it
+    with pytest.raises(cancel.Cancelled):
+        with cancel.signals_cancel():
+            with cancel.interruptible():
+                try:
+                    signal.raise_signal(signal.SIGTERM)
+                except cancel.Cancelled:
+                    pass
+            cancel.check()
+            pytest.fail("not reached")
+    reached = []
+    with pytest.raises(cancel.Cancelled):
+        with cancel.signals_cancel():
+            with cancel.interruptible():
+                pass
+            signal.raise_signal(signal.SIGTERM)  # outside interruptible: the handler does not raise
+            reached.append(1)
+            cancel.check()
+    assert reached == [1]

@@ -9,7 +9,9 @@ Python prints "Exception ignored" and carries on). So the handlers installed by
 * the training loop (:func:`focalkit.tools.experiments.train.fit_and_score`) between batches;
 * the trial loop of ``focalkit tune`` before it asks for a trial, between folds and when a score is
   reported, never inside a storage call; the running trial is then given back (marked failed and
-  queued again).
+  queued again);
+* start-up work that holds nothing (imports, loading the data) runs in :func:`interruptible`
+  blocks, where the signal also raises at once.
 
 A second SIGINT/SIGTERM (a second signal, not a request from elsewhere) does not wait: the process exits at once with ``128 + signal`` (or, with
 ``force="raise"``, the handler raises ``KeyboardInterrupt`` as Python does by default).
@@ -44,14 +46,15 @@ import time
 from collections.abc import Iterator
 from typing import Any, Literal
 
-__all__ = ["Cancelled", "check", "request", "requested", "reset", "signals_cancel", "sleep",
-           "watch_parent"]
+__all__ = ["Cancelled", "check", "interruptible", "request", "requested", "reset", "signals_cancel",
+           "sleep", "watch_parent"]
 
 WATCH_INTERVAL_S = 0.1  # seconds between two looks at the parent process (in check)
 _SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s)
 
 _requested: str | None = None  # why the work must stop (None: go on)
 _signals = 0  # SIGINT/SIGTERM received in the current signals_cancel block
+_immediate = 0  # depth of interruptible() blocks
 _force: Literal["exit", "raise"] = "exit"
 _depth = 0  # nesting depth of signals_cancel
 _parent: tuple[int, Any] | None = None  # (parent pid, connection from the parent) of a worker
@@ -110,6 +113,24 @@ def sleep(seconds: float) -> None:
         time.sleep(min(left, 0.1))
 
 
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Within the block a signal also raises :class:`Cancelled` at once, from the handler.
+
+    Only for work that holds nothing to give back or half-write (imports, loading data, building a
+    model), so that a stop request during a long start-up does not wait for it; never around a
+    database or file write. If the exception is swallowed (raised inside a ``__del__`` or a weak
+    reference callback), the request stays and the next :func:`check` raises it.
+    """
+    global _immediate
+    check()
+    _immediate += 1
+    try:
+        yield
+    finally:
+        _immediate -= 1
+
+
 def _look_at_parent() -> None:
     assert _parent is not None
     pid, conn = _parent
@@ -135,6 +156,8 @@ def _handler(signum: int, frame: Any) -> None:
     request(name)
     if _message:
         os.write(2, _message.format(signal=name).encode())
+    if _immediate:  # nothing to protect here (see interruptible): do not wait for a check
+        raise Cancelled(name)
 
 
 def _ours_or_default(signum: int, current: Any) -> bool:
@@ -158,8 +181,9 @@ def signals_cancel(
 
     Only signals still at Python's default handling are taken over, and only in the main thread
     (elsewhere the block runs unchanged). Nested blocks share the outer one's handlers. On leaving
-    the outermost block the handlers are restored and the request is forgotten; a request that no
-    :func:`check` has seen yet is raised there as :class:`Cancelled` (a signal is never swallowed).
+    the outermost block the handlers are restored and the request is forgotten; when the block ends
+    without an exception while a request is pending (no :func:`check` ran since, or the
+    :class:`Cancelled` was caught), it is raised there (a signal is never swallowed).
     """
     global _depth, _force, _message, _signals
     installed: dict[int, Any] = {}

@@ -127,7 +127,8 @@ def test_sigterm_under_load_stops_the_cli_cleanly_every_time(tmp_path: Path) -> 
                 assert "run the same command again to resume" in " ".join(err.split())
             assert stops[-1] < STOP_LIMIT_S, f"repetition {i}: {stops[-1]:.1f} s to stop"
             _check_given_back(_trials(url, "digits-ap"))
-    print(f"\n{REPEATS} SIGTERMs under load: stopped in {min(stops):.2f} to {max(stops):.2f} s")
+    print(f"\n{REPEATS} SIGTERMs under load: stopped in {min(stops):.2f} to {max(stops):.2f} s "
+          f"({', '.join(f'{s:.1f}' for s in stops)})")
 
 
 _WORKER_CMD = ["tune", "digits", "-n", "6", "-k", "2", "--epochs", "200", "--workers", "2",

@@ -337,7 +337,8 @@ def tune_data(
     # other on a busy machine slow training down several-fold; scale with workers instead.
     objective = DataObjective(source=os.fspath(source), target=target, data_seed=data_seed,
                               folds=folds, metric=metric, epochs=epochs, seed=seed, threads=1)
-    ds, _ = objective.data()  # load errors (and too few examples for k folds) surface here
+    with cancel.interruptible():  # nothing to give back yet: a signal need not wait for the data
+        ds, _ = objective.data()  # load errors (and too few examples for k folds) surface here
     counts, balanced = data_counts(ds)
     lo, hi = alpha_bounds
     if ds.task == "multiclass":

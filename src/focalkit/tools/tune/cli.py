@@ -124,11 +124,14 @@ def _run(data: str, name: str, *, target: Optional[str], metric: str, folds: int
         err.print(f"[red]error:[/red] {msg}")
         raise typer.Exit(code)
 
-    try:
-        import optuna  # noqa: F401
-        import matplotlib  # noqa: F401
+    from focalkit.tools import cancel
 
-        from focalkit.tools.tune import api as tuning
+    try:
+        with cancel.interruptible():  # imports: nothing to give back if a signal comes now
+            import optuna  # noqa: F401
+            import matplotlib  # noqa: F401
+
+            from focalkit.tools.tune import api as tuning
     except ImportError as e:
         fail(f"focalkit tune needs the 'tune' extra ({e.name} is missing): pip install 'focalkit[tune]'")
     from focalkit.tools._paths import check_output_dir

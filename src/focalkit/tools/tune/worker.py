@@ -159,7 +159,8 @@ def run_worker(
         n0 = len(study.get_trials(deepcopy=False))
         sub = int(np.random.SeedSequence([seed, worker_index, n0]).generate_state(1)[0])
         study.sampler = optuna.samplers.TPESampler(seed=sub, n_startup_trials=opts.n_startup_trials)
-    objective.setup()
+    with cancel.interruptible():  # loading data and imports: nothing to give back yet
+        objective.setup()
     interval = opts.heartbeat_interval if _optuna.heartbeat_enabled(storage) else None
     deadline = None if opts.timeout is None else time.monotonic() + opts.timeout
     ident = {"host": socket.gethostname(), "pid": os.getpid()}

@@ -22,7 +22,6 @@ that the kit itself works (CI runs it: ``tests/kernels/test_gpu_check.py``); its
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -35,12 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load_bench() -> Any:
-    spec = importlib.util.spec_from_file_location("focalkit_bench", ROOT / "benchmarks" / "bench.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses need the module registered
-    spec.loader.exec_module(mod)
-    return mod
+    sys.path.insert(0, str(ROOT / "src"))
+    from focalkit.tools import benchmark
+
+    return benchmark
 
 
 def run_tests(dry_run: bool) -> dict[str, Any]:

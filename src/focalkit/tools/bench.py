@@ -1,8 +1,8 @@
-"""``focalkit bench``: runs ``benchmarks/bench.py`` of a source checkout (forward+backward timings).
+"""``focalkit bench``: forward+backward timings of focal loss against its peers.
 
-The benchmark script lives beside the package in the repository (``benchmarks/bench.py``) rather
-than inside it; this command finds it relative to the package (editable/source installs) or via
-``--script``, and passes its options through.
+Runs :mod:`focalkit.tools.benchmark` (part of the package: it works from any installation, the
+same code as ``python benchmarks/bench.py`` in a source checkout) and passes the options through;
+``--script PATH`` runs another copy of the benchmark script instead (e.g. a modified one).
 
 Example:
     focalkit bench --quick --json bench.json
@@ -12,23 +12,32 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
 
 
-def _find_script(script: Optional[Path]) -> Path:
-    if script is not None:
-        return script
-    root = Path(__file__).resolve().parents[3]  # src/focalkit/tools/bench.py -> the checkout
-    for cand in (root / "benchmarks" / "bench.py", Path.cwd() / "benchmarks" / "bench.py"):
-        if cand.is_file():
-            return cand
-    raise typer.BadParameter(
-        "benchmarks/bench.py not found: run from a source checkout of focalkit or pass --script",
-        param_hint="--script",
-    )
+def _load_script(script: Path) -> Callable[[list[str]], int]:
+    """``main`` of a benchmark script file, loaded as a module registered in ``sys.modules``
+    (``@dataclass`` and pickling look the module up there while it executes)."""
+    if not script.is_file():
+        raise ValueError(f"--script {str(script)!r} is not a file")
+    name = "focalkit_bench_script"
+    spec = importlib.util.spec_from_file_location(name, script)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"--script {str(script)!r} is not a Python file")
+    mod: Any = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    if not callable(getattr(mod, "main", None)):
+        raise ValueError(f"--script {str(script)!r} has no main(argv) function")
+    return mod.main
 
 
 def bench(
@@ -38,15 +47,18 @@ def bench(
     repeats: Optional[int] = typer.Option(None, min=1, help="Timed repeats per method."),
     only: Optional[str] = typer.Option(None, help="Comma list of case-name substrings."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
-    script: Optional[Path] = typer.Option(None, help="Path to benchmarks/bench.py."),
+    script: Optional[Path] = typer.Option(None, help="Run this benchmark script instead of the installed one."),
 ) -> None:
     """Time focal loss forward+backward: focalkit's paths against torchvision's formula, kornia,
     MONAI and PyTorch's cross-entropy."""
-    path = _find_script(script)
-    spec = importlib.util.spec_from_file_location("focalkit_bench_script", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    if script is not None:
+        try:
+            main = _load_script(script)
+        except ValueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+    else:
+        from focalkit.tools.benchmark import main
     argv: list[str] = []
     if quick:
         argv.append("--quick")
@@ -57,4 +69,4 @@ def bench(
         argv += ["--repeats", str(repeats)]
     if json_path:
         argv += ["--json", os.fspath(json_path)]
-    raise typer.Exit(mod.main(argv))
+    raise typer.Exit(main(argv))

@@ -599,7 +599,9 @@ def test_compare_cli_unwritable_output(tmp_path):
     blocker.write_text("x")  # a file where the output directory should be
     res = runner.invoke(_app(), ["compare", "digits", "--losses", "ce", "--seeds", "1", "--epochs", "1",
                                  "-o", str(blocker / "sub"), "-q"])
-    assert res.exit_code == 1 and "cannot write to" in res.output and "Traceback" not in res.output
+    # found before any training (issue 12), one line, bad-input exit code
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "--out" in res.output and "is a file" in " ".join(res.output.split())
 
 
 def test_compare_cli_backend_option(tmp_path):

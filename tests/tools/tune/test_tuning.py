@@ -320,6 +320,7 @@ def test_lazy_fk_tune_does_not_import_optuna_with_the_core() -> None:
 
 _SCRIPT = textwrap.dedent('''
     import os, sys, time
+    from focalkit.tools import cancel
     from focalkit.tools.tune.api import tune
 
     LOG = sys.argv[3]
@@ -334,7 +335,7 @@ _SCRIPT = textwrap.dedent('''
         if hold and os.path.exists(hold):  # the test holds this trial mid-way, then kills us
             with open(LOG, "a") as f:
                 f.write(f"{os.getpid()} HELD\\n")
-            time.sleep(120)
+            cancel.sleep(120)  # a long training loop that stops when asked (cancel.check())
         time.sleep(float(sys.argv[4]))
         return 1.0 - (gamma - 2.0) ** 2 / 25.0 - ((0.5 if alpha is None else alpha) - 0.25) ** 2
 
@@ -359,11 +360,16 @@ def _run(script: Path, url: str, n: int, log: Path, sleep: float, workers: int =
                             text=True, cwd=script.parent, **kw)
 
 
-def _wait_for(pred, timeout: float = 60.0) -> None:
+def _wait_for(pred, timeout: float = 180.0, proc: subprocess.Popen | None = None) -> None:
+    """Waits for ``pred()`` (generously: the machine may be loaded); fails at once with its output
+    when ``proc`` ended before."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
             return
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the process ended first ({proc.returncode}):\n{out}\n{err}")
         time.sleep(0.1)
     raise AssertionError("timed out")
 
@@ -391,9 +397,9 @@ def test_interrupt_mid_trial_then_resume_loses_nothing(tmp_path: Path, how: str)
         running = [t for t in ts if t.state == S.RUNNING and "gamma" in t.params]
         return done >= 3 and bool(running)
 
-    _wait_for(running_after_some_complete)
+    _wait_for(running_after_some_complete, proc=proc)
     hold.touch()  # the next objective call blocks: the trial cannot finish before the signal
-    _wait_for(lambda: "HELD" in log.read_text())
+    _wait_for(lambda: "HELD" in log.read_text(), proc=proc)
     (killed,) = [t for t in _states(url, "s") if t.state == S.RUNNING]
     proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
     proc.communicate(timeout=30)
@@ -508,11 +514,15 @@ def test_cli_small_run_resume_and_errors(tmp_path: Path) -> None:
         ([str(one), "--target", "label", "--storage", url], "single class"),
         (["digits", "-k", "3", "-n", "3", "--epochs", "1", "--storage", url, "--study",
           "digits-ap"], "different search"),
+        # checked before any trial runs (issue 12): the study is not even extended
+        (["digits", "-n", "5", "-k", "2", "--epochs", "1", "--storage", url, "--out", str(one)],
+         "--out"),
     ]:
         res = runner.invoke(app, ["tune", *bad])
         assert res.exit_code == 2, res.output
         assert "error:" in res.output and match in " ".join(res.output.split())
         assert "Traceback" not in res.output
+    assert len(_states(url, "digits-ap")) == 3
 
 
 @pytest.mark.slow
@@ -548,7 +558,7 @@ def test_cli_kill_with_sigterm_exits_cleanly_and_resumes(tmp_path: Path) -> None
         except Exception:
             return False
 
-    _wait_for(running, timeout=120)
+    _wait_for(running, timeout=240, proc=proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -10,6 +10,7 @@ import typer
 __all__ = ["compare"]
 
 DEFAULT_OUT = "focalkit-compare"
+_STOP_MESSAGE = "\n{signal}: stopping after the current batch (again to exit at once)\n"
 
 
 def _floats(text: str, what: str) -> list[float]:
@@ -127,6 +128,14 @@ def compare(
         fail(str(e))
     if cfg.balanced_alpha == "off":
         fail("--balanced-alpha off is plain cross-entropy; use --losses ce")
+    from focalkit.tools._paths import check_output_dir
+
+    for option, path in (("--out", out), ("--save", save)):
+        try:  # before any training: a bad output path must not cost the whole run
+            if path is not None:
+                check_output_dir(option, path)
+        except ValueError as e:
+            fail(str(e))
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         fail(f"--device {device}: CUDA is not available here (use --device cpu or auto)")
@@ -176,8 +185,10 @@ def compare(
             def on_progress(done: int, total_epochs: int) -> None:
                 progress.update(current["task"], completed=done, total=total_epochs)
 
-            try:
-                with fk.use_backend(backend):
+            from focalkit.tools import cancel
+
+            try:  # Ctrl-C / SIGTERM stop the training between batches; a second one exits at once
+                with cancel.signals_cancel(message=_STOP_MESSAGE), fk.use_backend(backend):
                     result = run_compare(cfg, on_run_start=on_run_start, on_progress=on_progress, prepared=prepared)
             except FloatingPointError as e:  # a loss diverged: say which, no traceback
                 fail(f"training diverged: {e}; try fewer epochs or another gamma/alpha", code=1)

@@ -26,6 +26,7 @@ import torch
 
 import focalkit as fk
 from focalkit.tools._format import format_metric
+from focalkit.tools._paths import check_output_dir
 from focalkit.tools.experiments.data import Dataset, load_data, train_test_split
 from focalkit.tools.experiments.metrics import HIGHER_IS_BETTER, METRICS
 from focalkit.tools.experiments.train import (
@@ -140,6 +141,8 @@ class CompareConfig:
             raise ValueError(f"epochs must be a positive int, got {self.epochs!r}")
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.save is not None:
+            check_output_dir("save", self.save)
 
 
 def build_losses(cfg: CompareConfig) -> list[LossSpec]:

@@ -6,6 +6,10 @@ loss changes. Under ``torch.distributed`` (``torchrun``) the model is wrapped in
 DistributedDataParallel and each rank trains on its share of every global batch; for the dense task
 the loss is normalized with :func:`focalkit.num_positives`, all-reduced across ranks, so the update
 equals a single process's on the global batch.
+
+Training stops cooperatively (:mod:`focalkit.tools.cancel`): between batches (single process) or,
+under ``torch.distributed``, at the end of an epoch when any rank was asked to stop (so that every
+rank stops at the same point instead of waiting for the others in a collective).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from torch import Tensor, nn
 
 import focalkit as fk
 from focalkit import _validation as V
+from focalkit.tools import cancel
 from focalkit.tools.experiments.data import Dataset, class_counts
 from focalkit.tools.experiments.metrics import evaluate
 from focalkit.tools.experiments.models import build_model, init_prior_bias, model_signature
@@ -440,6 +445,8 @@ def fit_and_score(
             order = torch.randperm(n, generator=gen)
             total, steps = torch.zeros((), dtype=torch.float64), 0
             for s in range(0, n, cfg.batch_size):
+                if world == 1:
+                    cancel.check()
                 batch = order[s : s + cfg.batch_size]
                 local = batch[rank::world]  # this rank's share of the global batch
                 xb = x_all[local].to(device)
@@ -451,9 +458,14 @@ def fit_and_score(
                 opt.step()
                 total += lval.detach().double().cpu()
                 steps += 1
-            if world > 1:
-                dist.all_reduce(total)
-                total /= world
+            if world > 1:  # the mean loss, and whether any rank was asked to stop
+                both = torch.stack([total, torch.tensor(float(cancel.requested() is not None),
+                                                        dtype=torch.float64)])
+                dist.all_reduce(both)
+                total = both[0] / world
+                if both[1] > 0:
+                    cancel.request("another rank was asked to stop")
+                    cancel.check()
             train_time += time.perf_counter() - t0
             mean_loss = float(total) / max(steps, 1)
             if not math.isfinite(mean_loss):

@@ -49,9 +49,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from focalkit.tools import cancel
 from focalkit.tools.experiments.metrics import HIGHER_IS_BETTER, TUNABLE_METRICS
 from focalkit.tools.tune.checks import RunOptions, check_arguments, check_int
 from focalkit.tools.tune.objective import DataObjective, data_counts
@@ -76,6 +78,9 @@ __all__ = [
 ]
 
 DEFAULT_STORAGE = "sqlite:///tune.db"
+_STOP_MESSAGE = ("\n{signal}: stopping at the next report() or fold; the running trial is given "
+                 "back (again to interrupt at once)\n")
+STOP_GRACE_S = 30.0  # seconds the workers get to give their trials back before they are killed
 METRICS = TUNABLE_METRICS  # the metrics tune_data can optimise (focalkit.tools.experiments.metrics)
 
 
@@ -127,6 +132,13 @@ def tune(
     with the balanced alpha (``balanced_alpha``; by default n_neg / n from ``class_counts``, the
     inverse-frequency weights for C > 2, or 0.75 — the paper's best for CE — without counts).
     They are queued first and count toward ``n_trials``.
+
+    Ctrl-C / SIGTERM while it runs (main thread; :mod:`focalkit.tools.cancel`): the signal only
+    records a stop request; the search stops at the next safe point (a ``report`` call, the next
+    fold or trial; the built-in objective also between batches), gives the running trial back
+    (FAIL, parameters queued again), stops the worker processes the same way and raises
+    :class:`focalkit.tools.cancel.Cancelled` (a ``KeyboardInterrupt``). A second signal interrupts
+    at once. ``focalkit.tools.cancel.check()`` in your own loop stops it sooner.
 
     Args:
         train_and_score: ``(gamma: float, alpha: float | list[float] | None, fold: int) -> float``.
@@ -195,8 +207,9 @@ def tune(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # focalkit reports trials itself
     try:
-        return _tune(objective, storage, study, space, n_trials, workers, seed, opts, references,
-                     callbacks)
+        with cancel.signals_cancel(force="raise", message=_STOP_MESSAGE):
+            return _tune(objective, storage, study, space, n_trials, workers, seed, opts,
+                         references, callbacks)
     finally:
         optuna.logging.set_verbosity(verbosity)
 
@@ -211,28 +224,32 @@ def _tune(
                     opts.pruner_warmup_steps, create=True)
     enqueue_references(st, references)
 
-    children = []
-    if workers > 1:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        for i in range(1, workers):
-            payload = pickle.dumps((objective, storage, None, study, n_trials, seed, opts, (), i))
-            p = ctx.Process(target=child_main, args=(payload,), name=f"focalkit-tune-{i}")
-            p.start()
-            children.append(p)
+    children: list[Any] = []
+    stop = None
     try:
+        if workers > 1:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")
+            watch, stop = ctx.Pipe(duplex=False)  # closing `stop` tells the workers to stop
+            for i in range(1, workers):
+                payload = pickle.dumps((objective, storage, None, study, n_trials, seed, opts, (), i))
+                p = ctx.Process(target=child_main, args=(payload, os.getpid(), watch),
+                                name=f"focalkit-tune-{i}")
+                p.start()
+                children.append(p)
+            watch.close()
         run_worker(objective, storage, rdb, study, n_trials, seed, opts, callbacks)
+        for p in children:
+            while p.is_alive():  # they finish their last trials; a stop request still counts
+                p.join(0.2)
+                cancel.check()
     except BaseException:
-        # Stop the other workers too (SIGTERM: each gives its running trial back, re-queued).
-        for p in children:
-            if p.is_alive():
-                p.terminate()
-        for p in children:
-            p.join(timeout=60)
+        _stop_workers(children, stop)
         raise
-    for p in children:
-        p.join()
+    finally:
+        if stop is not None:
+            stop.close()
     bad = [p for p in children if p.exitcode != 0]
     if bad:
         raise RuntimeError(
@@ -240,6 +257,23 @@ def _tune(
             + " failed; see their error above. Re-run the same call to resume."
         )
     return collect(st)
+
+
+def _stop_workers(children: list[Any], stop: Any) -> None:
+    """Asks the worker processes to stop (each gives its running trial back, re-queued), waits up
+    to :data:`STOP_GRACE_S` for them, then terminates and finally kills what is left."""
+    if stop is not None:
+        stop.close()  # the workers see end of file at their next check
+    deadline = time.monotonic() + STOP_GRACE_S
+    for p in children:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in children:
+        if p.is_alive():
+            p.terminate()  # SIGTERM: stops it at its next check if it had not seen the pipe
+            p.join(5)
+        if p.is_alive():
+            p.kill()
+            p.join()
 
 
 def load_study(storage: str, study: str) -> TuneResult:
@@ -318,7 +352,8 @@ def tune_data(
     objective = DataObjective(source=os.fspath(source), target=target, data_seed=data_seed,
                               folds=folds, metric=metric, epochs=epochs, seed=seed, threads=1, model=model,
                               rounds=rounds)
-    ds, _ = objective.data()  # load errors (and too few examples for k folds) surface here
+    with cancel.interruptible():  # nothing to give back yet: a signal need not wait for the data
+        ds, _ = objective.data()  # load errors (and too few examples for k folds) surface here
     check_model(model, ds)
     counts, balanced = data_counts(ds)
     lo, hi = alpha_bounds

@@ -7,7 +7,6 @@ the command runs. See ``docs/tune.md``.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -17,6 +16,8 @@ import typer
 from focalkit.tools.tune.api import DEFAULT_STORAGE
 
 __all__ = ["tune_command"]
+
+_STOP_MESSAGE = "\n{signal}: stopping; the running trial is given back (again to exit at once)\n"
 
 
 def _study_name(data: str, metric: str) -> str:
@@ -94,29 +95,54 @@ def tune_command(
     Ctrl-C or a kill loses at most the running trial: run the same command again to resume.
     More machines: run the same command with a shared PostgreSQL --storage.
     """
+    from focalkit.tools import cancel
+
+    model = model.strip().lower()
+    name = study or _study_name(data, metric) + ("" if model == "net" else f"-{model}")
+    try:  # from the start: a signal only asks to stop; the work stops at the next safe point
+        with cancel.signals_cancel(message=_STOP_MESSAGE):
+            _run(data, name, target=target, metric=metric, folds=folds, n_trials=n_trials,
+                 storage=storage, workers=workers, epochs=epochs, seed=seed, data_seed=data_seed,
+                 gamma_range=(gamma_min, gamma_max), alpha_bounds=(alpha_min, alpha_max),
+                 prune=prune, timeout=timeout, out=out, top=top, report_only=report_only,
+                 model=model, rounds=rounds)
+    except KeyboardInterrupt:
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False).print(
+            "\n[yellow]interrupted[/yellow]: finished trials are saved in "
+            f"{storage} (study {name!r}); run the same command again to resume.")
+        raise typer.Exit(130) from None
+
+
+def _run(data: str, name: str, *, target: Optional[str], metric: str, folds: int, n_trials: int,
+         storage: str, workers: int, epochs: Optional[int], seed: int, data_seed: int,
+         gamma_range: tuple[float, float], alpha_bounds: tuple[Optional[float], Optional[float]],
+         prune: bool, timeout: Optional[float], out: Path, top: int, report_only: bool,
+         model: str = "net", rounds: Optional[int] = None) -> None:
     from rich.console import Console
 
     console = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
-    try:
-        import optuna  # noqa: F401
-        import matplotlib  # noqa: F401
 
-        from focalkit.tools.tune import api as tuning
+    def fail(msg: str, code: int = 2) -> None:
+        err.print(f"[red]error:[/red] {msg}")
+        raise typer.Exit(code)
+
+    from focalkit.tools import cancel
+
+    try:
+        with cancel.interruptible():  # imports: nothing to give back if a signal comes now
+            import optuna  # noqa: F401
+            import matplotlib  # noqa: F401
+
+            from focalkit.tools.tune import api as tuning
     except ImportError as e:
-        err.print(f"[red]error:[/red] focalkit tune needs the 'tune' extra ({e.name} is missing): "
-                  "pip install 'focalkit[tune]'")
-        raise typer.Exit(2) from None
+        fail(f"focalkit tune needs the 'tune' extra ({e.name} is missing): pip install 'focalkit[tune]'")
+    from focalkit.tools._paths import check_output_dir
 
-    model = model.strip().lower()
-    name = study or _study_name(data, metric) + ("" if model == "net" else f"-{model}")
-    kwargs: dict[str, Any] = dict(
-        n_trials=n_trials, storage=storage, study=name, gamma_range=(gamma_min, gamma_max),
-        timeout=timeout, prune=prune,
-    )
-    # Ctrl-C reaches every worker; a plain kill (SIGTERM) of this process is handled the same way.
-    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
+    try:  # before any trial: a bad --out must not cost the run
+        check_output_dir("--out", out)
         if report_only:
             result = tuning.load_study(storage, name)
         else:
@@ -124,27 +150,24 @@ def tune_command(
                       f"{folds} folds, {workers} worker(s)")
             result = tuning.tune_data(
                 data, target=target, metric=metric, folds=folds, epochs=epochs, data_seed=data_seed,
-                seed=seed, workers=workers, alpha_bounds=(alpha_min, alpha_max), model=model, rounds=rounds,
-                callbacks=[_trial_line(metric, n_trials)], **kwargs,
+                seed=seed, workers=workers, alpha_bounds=alpha_bounds, model=model, rounds=rounds,
+                callbacks=[_trial_line(metric, n_trials)], n_trials=n_trials, storage=storage,
+                study=name, gamma_range=gamma_range, timeout=timeout, prune=prune,
             )
-    except KeyboardInterrupt:
-        err.print("\n[yellow]interrupted[/yellow]: finished trials are saved in "
-                  f"{storage} (study {name!r}); run the same command again to resume.")
-        raise typer.Exit(130) from None
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2 if not isinstance(e, RuntimeError) else 1) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        fail(str(e), 2 if not isinstance(e, RuntimeError) else 1)
 
     console.print(result.summary())
     if result.best is not None:
         console.print(_table(result, top))
-        out.mkdir(parents=True, exist_ok=True)
         stem = out / name.replace(os.sep, "_")
-        result.to_json(f"{stem}.json")
-        result.plot(f"{stem}.png")
-        result.to_html(f"{stem}.html")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            result.to_json(f"{stem}.json")
+            result.plot(f"{stem}.png")
+            result.to_html(f"{stem}.html")
+        except OSError as e:
+            fail(f"cannot write to {str(out)!r}: {e.strerror or e}", 1)
         console.print(f"wrote {stem}.json, {stem}.png, {stem}.html")
 
 

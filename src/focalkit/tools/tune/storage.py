@@ -65,16 +65,34 @@ def make_storage(storage: str | None, heartbeat_interval: int, grace_period: int
             raise ValueError(f"storage {storage!r}: the folder {parent!r} does not exist")
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.get_backend_name() == "sqlite" else {}
     try:
-        return _optuna.make_rdb_storage(storage, engine_kwargs, heartbeat_interval, grace_period,
-                                        requeue)
-    except ModuleNotFoundError as e:
+        return _optuna.make_rdb_storage(_with_installed_driver(url), engine_kwargs,
+                                        heartbeat_interval, grace_period, requeue)
+    except ImportError as e:
+        name = getattr(e.__cause__, "name", None) or e.name or "its driver"
         raise ValueError(
-            f"storage {storage!r} needs the database driver {e.name!r}: pip install it "
-            "(e.g. psycopg2-binary for PostgreSQL)"
+            f"storage {storage!r} needs the database driver {name!r}: pip install it "
+            "(for PostgreSQL: pip install 'focalkit[tune]', which includes psycopg)"
         ) from None
     except Exception as e:  # sqlalchemy / optuna errors: unreachable server, bad scheme, ...
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ValueError(f"storage {storage!r} cannot be opened: {msg}") from None
+
+
+def _with_installed_driver(url: Any) -> str:
+    """The URL as a string; ``postgresql://`` without a driver gets one that is installed.
+
+    SQLAlchemy's default PostgreSQL driver is psycopg2 before 2.1 and psycopg (3) since; the
+    ``tune`` extra installs psycopg. A URL that names its driver (``postgresql+psycopg2://``) is
+    kept as it is.
+    """
+    if url.get_backend_name() == "postgresql" and "+" not in url.drivername:
+        import importlib.util
+
+        for driver in ("psycopg", "psycopg2"):
+            if importlib.util.find_spec(driver) is not None:
+                url = url.set(drivername=f"postgresql+{driver}")
+                break
+    return url.render_as_string(hide_password=False)
 
 
 def open_study(

@@ -6,6 +6,10 @@ and a trial takes a slot only if fewer than ``n_trials`` lower-numbered trials a
 or queued; otherwise it is given back (FAIL, ``focalkit_fail = "surplus"``). So N workers on one
 storage finish exactly ``n_trials``, none twice. An interrupted trial is marked FAIL and its
 parameters are queued again.
+
+Cancellation is cooperative (:mod:`focalkit.tools.cancel`): the loop checks for a stop request
+before it asks for a trial, while it waits for a slot, before the first fold, between folds and
+when a score is reported (and the built-in objective between batches), never inside a storage call.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from focalkit.tools import cancel
 from focalkit.tools.tune import _optuna
 from focalkit.tools.tune.checks import RunOptions
 from focalkit.tools.tune.schema import (
@@ -58,6 +63,13 @@ class TrialObjective:
     accepts_reference: bool
     prune: bool = True
 
+    def setup(self) -> None:
+        """Calls ``train_and_score.setup()`` when it has one (e.g. loading the data), so that a
+        worker does not hold a trial while it prepares."""
+        setup = getattr(self.train_and_score, "setup", None)
+        if callable(setup):
+            setup()
+
     def __call__(self, trial: Any) -> float:
         import optuna
 
@@ -71,7 +83,9 @@ class TrialObjective:
         step = [0]
 
         def report(value: float) -> None:
-            """Reports an intermediate validation score; raises optuna.TrialPruned to stop."""
+            """Reports an intermediate validation score; raises optuna.TrialPruned to stop (and
+            focalkit.tools.cancel.Cancelled when a stop was requested)."""
+            cancel.check()
             v = float(value)
             if math.isfinite(v):
                 trial.report(v, step[0])
@@ -81,6 +95,7 @@ class TrialObjective:
 
         scores: list[float] = []
         for fold in range(s.folds):
+            cancel.check()
             kwargs: dict[str, Any] = {}
             if self.accepts_report and self.prune:  # per-epoch scores cost an evaluation
                 kwargs["report"] = report
@@ -144,19 +159,23 @@ def run_worker(
         n0 = len(study.get_trials(deepcopy=False))
         sub = int(np.random.SeedSequence([seed, worker_index, n0]).generate_state(1)[0])
         study.sampler = optuna.samplers.TPESampler(seed=sub, n_startup_trials=opts.n_startup_trials)
+    with cancel.interruptible():  # loading data and imports: nothing to give back yet
+        objective.setup()
     interval = opts.heartbeat_interval if _optuna.heartbeat_enabled(storage) else None
     deadline = None if opts.timeout is None else time.monotonic() + opts.timeout
     ident = {"host": socket.gethostname(), "pid": os.getpid()}
     ran = 0
     while deadline is None or time.monotonic() < deadline:
+        cancel.check()
         fail_dead_trials(study, ACTIVE_TRIAL_IDS, interval, opts.grace_period)
         trials = study.get_trials(deepcopy=False)
         done = n_counted(trials)
         if done >= n_trials:
             break
         if done + sum(t.state == TrialState.RUNNING for t in trials) >= n_trials:
-            time.sleep(POLL_S)  # every slot is taken: wait in case a running trial dies
+            cancel.sleep(POLL_S)  # every slot is taken: wait in case a running trial dies
             continue
+        cancel.check()
         trial = tid = None
         try:
             trial = _optuna.ask_quietly(study)  # we run the heartbeat ourselves (Heartbeat)
@@ -169,6 +188,7 @@ def run_worker(
                     study.tell(trial, state=TrialState.FAIL)
                     requeue(study, _optuna.read_trial(study, tid))
                     continue
+                cancel.check()
                 t0 = time.perf_counter()
                 try:
                     value = objective(trial)
@@ -186,7 +206,7 @@ def run_worker(
                 for cb in callbacks:
                     cb(study, _optuna.read_trial(study, tid))
         except BaseException as e:
-            # Ctrl-C, SIGTERM or an error in train_and_score: give the trial back and stop.
+            # A stop request (Ctrl-C, SIGTERM), an error in train_and_score: give the trial back.
             if trial is None:
                 raise
             frozen = _optuna.read_trial(study, tid)
@@ -203,16 +223,19 @@ def run_worker(
     return ran
 
 
-def child_main(payload: bytes) -> None:  # pragma: no cover - runs in a spawned process
-    """Entry point of a spawned worker process: ``run_worker(*pickle.loads(payload))``."""
-    import signal
+def child_main(payload: bytes, parent_pid: int, stop: Any) -> None:  # pragma: no cover - spawned
+    """Entry point of a spawned worker process: ``run_worker(*pickle.loads(payload))``.
 
+    SIGINT/SIGTERM stop it cooperatively (a second one at once), and so do its parent's death
+    (parent-death signal, parent process id) and the parent closing or writing to ``stop``: it
+    never runs a trial for a parent that is gone. Exit code 130 when stopped.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    cancel.watch_parent(parent_pid, stop)
     try:
-        run_worker(*pickle.loads(payload))
+        with cancel.signals_cancel(force="exit"):
+            run_worker(*pickle.loads(payload))
     except KeyboardInterrupt:
         raise SystemExit(130) from None

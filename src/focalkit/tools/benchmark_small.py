@@ -6,14 +6,11 @@ not its arithmetic. Each row times forward+backward of focalkit's loss (default 
 interleaved: each repeat runs ``calls`` focalkit calls then ``calls`` PyTorch calls, and the ratio is
 the median over repeats of the per-repeat ratio, which cancels most of the noise of a shared machine.
 
-    python benchmarks/bench.py --small              # this section only
-    python benchmarks/bench_small.py --json small.json
+    python benchmarks/bench.py --small              # this section only (or: focalkit bench --small)
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 from typing import Any, Callable
@@ -90,22 +87,3 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         out.append(f"| {r['case']} | {r['dtype']} | {r['focalkit_us']} us | {r['pytorch_us']} us | {r['ratio']:.2f}x |")
     return "\n".join(out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dtypes", default="float32,bfloat16")
-    ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", default=None)
-    a = ap.parse_args(argv)
-    rows = run(a.dtypes.split(","), a.repeats, a.quick)
-    print(table(rows))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"machine": {"threads": 1, "torch": torch.__version__}, "rows": rows}, f, indent=1)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

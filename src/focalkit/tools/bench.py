@@ -47,6 +47,7 @@ def bench(
     repeats: Optional[int] = typer.Option(None, min=1, help="Timed repeats per method."),
     only: Optional[str] = typer.Option(None, help="Comma list of case-name substrings."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
+    small: bool = typer.Option(False, "--small", help="Only the small-size section: per-call cost against PyTorch's losses, one thread."),
     script: Optional[Path] = typer.Option(None, help="Run this benchmark script instead of the installed one."),
 ) -> None:
     """Time focal loss forward+backward: focalkit's paths against torchvision's formula, kornia,
@@ -62,6 +63,8 @@ def bench(
     argv: list[str] = []
     if quick:
         argv.append("--quick")
+    if small:
+        argv.append("--small")
     for flag, val in (("--device", device), ("--dtypes", dtypes), ("--only", only)):
         if val:
             argv += [flag, val]

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Optional
 
 import typer
@@ -20,6 +22,10 @@ import typer
 
 def _find_script(script: Optional[Path]) -> Path:
     if script is not None:
+        if not script.exists():
+            raise typer.BadParameter(f"{script}: no such file", param_hint="--script")
+        if not script.is_file():
+            raise typer.BadParameter(f"{script}: not a file", param_hint="--script")
         return script
     root = Path(__file__).resolve().parents[3]  # src/focalkit/tools/bench.py -> the checkout
     for cand in (root / "benchmarks" / "bench.py", Path.cwd() / "benchmarks" / "bench.py"):
@@ -29,6 +35,26 @@ def _find_script(script: Optional[Path]) -> Path:
         "benchmarks/bench.py not found: run from a source checkout of focalkit or pass --script",
         param_hint="--script",
     )
+
+
+def _load_script(path: Path) -> ModuleType:
+    """Import the benchmark script as a module (registered in ``sys.modules``, which ``@dataclass``
+    needs); a file that is not a Python script with ``main(argv)`` is a one-line usage error."""
+    name = "focalkit_bench_script"
+    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=None)
+    if spec is None or spec.loader is None:
+        raise typer.BadParameter(f"{path}: not a Python script", param_hint="--script")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except (SyntaxError, ValueError, ImportError, OSError, UnicodeDecodeError) as e:
+        sys.modules.pop(name, None)
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise typer.BadParameter(f"{path}: cannot load it ({type(e).__name__}: {why})", param_hint="--script") from None
+    if not callable(getattr(mod, "main", None)):
+        raise typer.BadParameter(f"{path}: has no main(argv) function", param_hint="--script")
+    return mod
 
 
 def bench(
@@ -43,10 +69,12 @@ def bench(
     """Time focal loss forward+backward: focalkit's paths against torchvision's formula, kornia,
     MONAI and PyTorch's cross-entropy."""
     path = _find_script(script)
-    spec = importlib.util.spec_from_file_location("focalkit_bench_script", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    if json_path is not None:  # check where the results go before timing anything
+        if json_path.is_dir():
+            raise typer.BadParameter(f"{json_path}: is a directory, expected a file name", param_hint="--json")
+        if not json_path.parent.is_dir():
+            raise typer.BadParameter(f"{json_path.parent}: no such directory", param_hint="--json")
+    mod = _load_script(path)
     argv: list[str] = []
     if quick:
         argv.append("--quick")

@@ -65,6 +65,18 @@ def _metric_help() -> str:
     return f"{' | '.join(up)} (maximized) | {' | '.join(down)} (minimized); mean over folds."
 
 
+def _check_data(data: str, target: str | None, folds: int, data_seed: int) -> None:
+    """Load a data file and split it into folds once, so that a bad file fails before anything is
+    printed or stored (the built-in sources need no check)."""
+    from focalkit.tools.experiments.data import BUILTIN, kfold, load_data
+
+    if data in BUILTIN:
+        return
+    ds = load_data(data, target=target, seed=data_seed)
+    if folds >= 2:
+        kfold(ds, folds, seed=data_seed)
+
+
 def tune_command(
     data: str = typer.Argument("dense", help="'dense', 'digits', or a .csv/.npz file (as focalkit compare)."),
     target: Optional[str] = typer.Option(None, help="CSV label column."),
@@ -97,7 +109,7 @@ def tune_command(
     from rich.console import Console
 
     console = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line
     try:
         import optuna  # noqa: F401
         import matplotlib  # noqa: F401
@@ -120,6 +132,7 @@ def tune_command(
         if report_only:
             result = tuning.load_study(storage, name)
         else:
+            _check_data(data, target, folds, data_seed)  # a bad file: one error line, nothing stored
             err.print(f"tuning {data!r}: study {name!r} in {storage}, {n_trials} trials, "
                       f"{folds} folds, {workers} worker(s)")
             result = tuning.tune_data(
@@ -132,7 +145,9 @@ def tune_command(
                   f"{storage} (study {name!r}); run the same command again to resume.")
         raise typer.Exit(130) from None
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
-        err.print(f"[red]error:[/red] {e}")
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2 if not isinstance(e, RuntimeError) else 1) from None
     finally:
         signal.signal(signal.SIGTERM, previous)

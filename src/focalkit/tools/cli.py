@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     import sys
 
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="focalkit", standalone_mode=False)
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)

@@ -40,6 +40,26 @@ def _load_script(script: Path) -> Callable[[list[str]], int]:
     return mod.main
 
 
+def _load_script(path: Path) -> ModuleType:
+    """Import the benchmark script as a module (registered in ``sys.modules``, which ``@dataclass``
+    needs); a file that is not a Python script with ``main(argv)`` is a one-line usage error."""
+    name = "focalkit_bench_script"
+    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=None)
+    if spec is None or spec.loader is None:
+        raise typer.BadParameter(f"{path}: not a Python script", param_hint="--script")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except (SyntaxError, ValueError, ImportError, OSError, UnicodeDecodeError) as e:
+        sys.modules.pop(name, None)
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise typer.BadParameter(f"{path}: cannot load it ({type(e).__name__}: {why})", param_hint="--script") from None
+    if not callable(getattr(mod, "main", None)):
+        raise typer.BadParameter(f"{path}: has no main(argv) function", param_hint="--script")
+    return mod
+
+
 def bench(
     quick: bool = typer.Option(False, help="Small tensors, few repeats, no torch.compile."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda if available)."),
@@ -52,6 +72,11 @@ def bench(
 ) -> None:
     """Time focal loss forward+backward: focalkit's paths against torchvision's formula, kornia,
     MONAI and PyTorch's cross-entropy."""
+    if json_path is not None:  # check where the results go before timing anything
+        if json_path.is_dir():
+            raise typer.BadParameter(f"{json_path}: is a directory, expected a file name", param_hint="--json")
+        if not json_path.parent.is_dir():
+            raise typer.BadParameter(f"{json_path.parent}: no such directory", param_hint="--json")
     if script is not None:
         try:
             main = _load_script(script)

@@ -43,10 +43,28 @@ app.command("bench")(bench)  # focalkit bench
 app.command("studio")(studio)  # focalkit studio
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point.
 
+    A usage error (an unknown option, a bad value, a missing file) is one line on stderr,
+    ``error: ... (see 'focalkit CMD --help')``, and exit status 2, instead of a usage panel.
+    """
+    import sys
+
+    try:
+        code = app(args=argv, prog_name="focalkit", standalone_mode=False)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except typer.TyperException as e:  # typer's (vendored click's) usage and parameter errors
+        if type(e).__name__ == "NoArgsIsHelpError":  # a group run without its command: its help
+            e.show()
+        else:
+            ctx = getattr(e, "ctx", None)
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            typer.echo(f"error: {e.format_message()}{where}", err=True)
+        sys.exit(getattr(e, "exit_code", 1))
+    sys.exit(code if isinstance(code, int) else 0)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

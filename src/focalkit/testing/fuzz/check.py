@@ -98,6 +98,7 @@ class Failure:
     detail: str
     value: float | None = None  # the error (normwise, or in units in the last place for half-*)
     known: str | None = None
+    abs_error: float | None = None  # loss/grad: the largest absolute error
 
 
 @dataclass
@@ -115,6 +116,8 @@ class Outcome:
     grad_err: float | None = None
     half_ulps: float | None = None
     overflow: bool = False
+    loss_scale: float = 0.0  # the natural scales of the case (see natural_scale)
+    grad_scale: float = 0.0
     gradcheck: bool = False
     nonfinite_input: bool = False
     failures: list[Failure] = field(default_factory=list)
@@ -359,14 +362,17 @@ def _run_case(spec: Any, case: Case, backend: str, want: Expected, device: Any) 
         return o
     floor = floor_for(case.dtype, tol, tol.loss, want.loss_scale)
     o.loss_err, problem, over = compare(out, want.loss, case.dtype, tol.loss, floor)
+    o.loss_scale, o.grad_scale = want.loss_scale, want.grad_scale
     if problem:
-        o.failures.append(Failure("loss-nonfinite" if "non-finite" in problem else "loss", problem, o.loss_err))
+        o.failures.append(Failure("loss-nonfinite" if "non-finite" in problem else "loss", problem, o.loss_err,
+                                  abs_error=_abs_error(out, want.loss)))
     assert want.grad is not None
     floor = max(floor_for(case.dtype, tol, tol.grad, want.grad_scale), want.fd_noise / tol.grad)
     o.grad_err, problem, over_g = compare(grad, want.grad, case.dtype, tol.grad, floor)
     o.overflow = over or over_g
     if problem:
-        o.failures.append(Failure("grad-nonfinite" if "non-finite" in problem else "grad", problem, o.grad_err))
+        o.failures.append(Failure("grad-nonfinite" if "non-finite" in problem else "grad", problem, o.grad_err,
+                                  abs_error=_abs_error(grad, want.grad)))
     if case.dtype in HALF_DTYPES:
         try:
             out32, grad32, _ = _run(spec, case, backend, device, torch.float32)
@@ -388,6 +394,12 @@ def _run_case(spec: Any, case: Case, backend: str, want: Expected, device: Any) 
         if problem:
             o.failures.append(Failure("gradcheck", problem))
     return o
+
+
+def _abs_error(actual: Tensor, want: np.ndarray) -> float:
+    a = actual.detach().cpu().double().numpy()
+    d = np.abs(a - want) if a.shape == np.shape(want) else np.array([np.inf])
+    return float(np.max(np.where(np.isnan(d), np.inf, d), initial=0.0))
 
 
 def _gradcheck(spec: Any, case: Case, backend: str, device: Any) -> str | None:

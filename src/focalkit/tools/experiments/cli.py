@@ -97,10 +97,12 @@ def compare(
     console = Console(stderr=False)
     if not console.is_terminal:  # files and pipes get the whole table
         console = Console(stderr=False, width=max(console.width, 130))
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
 
     def fail(msg: str, code: int = 2) -> None:
-        err.print(f"[bold red]error:[/] {msg}", highlight=False)
+        from rich.markup import escape
+
+        err.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
         raise typer.Exit(code)
 
     import focalkit as fk

@@ -73,11 +73,18 @@ def _gammas(option: Optional[List[str]], extra: Optional[List[str]],
 
 
 def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Turns the library's ValueError/TypeError into a clean usage error naming the argument."""
+    """Turns the library's ValueError/TypeError into a clean usage error naming the argument, and
+    a file that cannot be written (a directory, a parent that is a file) into one naming --output."""
     try:
         return fn(*args, **kwargs)
     except (ValueError, TypeError) as e:
         raise typer.BadParameter(str(e)) from None
+    except (FileExistsError, NotADirectoryError) as e:  # a parent folder on the path is a file
+        raise typer.BadParameter(f"cannot write it: {e.filename} is a file, not a folder",
+                                 param_hint="'--output'") from None
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        raise typer.BadParameter(f"cannot write it ({where}{e.strerror or e})", param_hint="'--output'") from None
 
 
 _ALPHA_HELP = "weight of positives alpha in [0, 1] (negatives get 1 - alpha)"

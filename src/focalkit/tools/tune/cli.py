@@ -66,6 +66,18 @@ def _metric_help() -> str:
     return f"{' | '.join(up)} (maximized) | {' | '.join(down)} (minimized); mean over folds."
 
 
+def _check_data(data: str, target: str | None, folds: int, data_seed: int) -> None:
+    """Load a data file and split it into folds once, so that a bad file fails before anything is
+    printed or stored (the built-in sources need no check)."""
+    from focalkit.tools.experiments.data import BUILTIN, kfold, load_data
+
+    if data in BUILTIN:
+        return
+    ds = load_data(data, target=target, seed=data_seed)
+    if folds >= 2:
+        kfold(ds, folds, seed=data_seed)
+
+
 def tune_command(
     data: str = typer.Argument("dense", help="'dense', 'digits', or a .csv/.npz file (as focalkit compare)."),
     target: Optional[str] = typer.Option(None, help="CSV label column."),
@@ -123,10 +135,12 @@ def _run(data: str, name: str, *, target: Optional[str], metric: str, folds: int
     from rich.console import Console
 
     console = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line
 
     def fail(msg: str, code: int = 2) -> None:
-        err.print(f"[red]error:[/red] {msg}")
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/red] {escape(msg)}")
         raise typer.Exit(code)
 
     from focalkit.tools import cancel
@@ -146,6 +160,7 @@ def _run(data: str, name: str, *, target: Optional[str], metric: str, folds: int
         if report_only:
             result = tuning.load_study(storage, name)
         else:
+            _check_data(data, target, folds, data_seed)  # a bad file: one error line, nothing stored
             err.print(f"tuning {data!r}: study {name!r} in {storage}, {n_trials} trials, "
                       f"{folds} folds, {workers} worker(s)")
             result = tuning.tune_data(

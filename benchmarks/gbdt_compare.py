@@ -17,7 +17,7 @@ functions (``summarize``, ``verdicts``, ``headline``: a method wins a metric onl
 interval does not overlap the runner-up's). A run counts as diverged when its held-out predictions
 hold NaN or its own training objective ended above where it started.
 
-    python benchmarks/gbdt_compare.py              # 10 seeds, 300 rounds (about half an hour on 2 busy cores)
+    python benchmarks/gbdt_compare.py              # 8 seeds, 200 rounds (about 40 min on a busy 2-core machine)
     python benchmarks/gbdt_compare.py --quick      # 2 seeds, 30 rounds
 """
 
@@ -250,8 +250,8 @@ def markdown(result) -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--rounds", type=int, default=300)
+    ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--gammas", default="0.5,1,2,5")
     ap.add_argument("--engines", default="lightgbm,xgboost,catboost")

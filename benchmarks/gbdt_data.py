@@ -24,7 +24,7 @@ def breast_cancer_rare(seed: int = 0, rate: float = 0.08):
 
 
 def synthetic_rare(seed: int = 0):
-    """make_classification: 6000 rows, 20 features (5 informative), 3% positives, 2% label noise."""
+    """make_classification: 6000 rows, 20 features (5 informative), weights 97/3, 2% label noise (4% positives)."""
     from sklearn.datasets import make_classification
 
     X, y = make_classification(6000, n_features=20, n_informative=5, n_redundant=5, weights=[0.97],

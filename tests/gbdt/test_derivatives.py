@@ -272,3 +272,16 @@ def test_prior_init_score_is_the_log_odds_and_log_priors():
 def test_bad_input_names_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_empty_and_low_precision_input():
+    g, h = binary_focal_grad_hess(np.zeros(0), np.zeros(0))
+    assert g.shape == h.shape == (0,) and g.dtype == np.float64
+    g, h = softmax_focal_grad_hess(np.zeros((0, 3)), np.zeros(0, dtype=int))
+    assert g.shape == h.shape == (0, 3)
+    # float16 / float32 margins and bool labels are read as float64 values
+    x16 = np.array([-3.0, 0.5, 7.0], dtype=np.float16)
+    g16, h16 = binary_focal_grad_hess(x16, np.array([True, False, True]))
+    g64, h64 = binary_focal_grad_hess(x16.astype(np.float64), np.array([1.0, 0.0, 1.0]))
+    np.testing.assert_array_equal(g16, g64)
+    np.testing.assert_array_equal(h16, h64)

@@ -74,7 +74,7 @@ class FocalBoostClassifier(ClassifierMixin, BaseEstimator):
     Example:
         >>> from sklearn.datasets import make_classification
         >>> X, y = make_classification(300, weights=[0.9], random_state=0)
-        >>> clf = FocalBoostClassifier("lightgbm", gamma=2.0, n_estimators=20, min_child_samples=5)
+        >>> clf = FocalBoostClassifier("lightgbm", gamma=2.0, n_estimators=20, n_jobs=1, min_child_samples=5)
         >>> proba = clf.fit(X, y).predict_proba(X)
         >>> proba.shape, bool(abs(proba.sum(1) - 1).max() < 1e-12)
         ((300, 2), True)

@@ -12,7 +12,8 @@ gets no ``boost_from_average`` start, so pass the prior as the Pool's ``baseline
 
     prior = fc.baseline(y)
     model = CatBoostClassifier(loss_function=fc.objective(gamma=2.0, num_class=2),
-                               eval_metric=fc.FocalLossMetric(gamma=2.0), iterations=200, verbose=0)
+                               eval_metric=fc.FocalLossMetric(gamma=2.0), iterations=200, verbose=0,
+                               allow_writing_files=False)
     model.fit(Pool(X, y, baseline=prior))
     proba = fc.predict_proba(model, X_test, fc.baseline(y, n=len(X_test)))
 

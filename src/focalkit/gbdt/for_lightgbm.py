@@ -53,7 +53,7 @@ def objective(gamma: float = 2.0, *, alpha: Any = None, hessian: str = DEFAULT_H
     Example:
         >>> import numpy as np, lightgbm as lgb
         >>> X, y = np.random.default_rng(0).normal(size=(60, 2)), np.arange(60) % 2
-        >>> params = {"objective": objective(gamma=2.0), "verbose": -1, "min_data_in_leaf": 5}
+        >>> params = {"objective": objective(gamma=2.0), "verbose": -1, "min_data_in_leaf": 5, "num_threads": 1}
         >>> booster = lgb.train(params, lgb.Dataset(X, y, init_score=init_score(y)), 3)
         >>> predict_proba(booster, X, init_score(y, n=len(X))).shape
         (60, 2)

@@ -49,7 +49,7 @@ def objective(gamma: float = 2.0, *, alpha: Any = None, hessian: str = DEFAULT_H
         >>> import numpy as np, xgboost as xgb
         >>> X, y = np.random.default_rng(0).normal(size=(60, 2)), np.arange(60) % 2
         >>> d = xgb.DMatrix(X, y, base_margin=base_margin(y))
-        >>> booster = xgb.train({"max_depth": 2}, d, 3, obj=objective(gamma=2.0))
+        >>> booster = xgb.train({"max_depth": 2, "nthread": 1}, d, 3, obj=objective(gamma=2.0))
         >>> predict_proba(booster, X, base_margin(y, n=len(X))).shape
         (60, 2)
     """

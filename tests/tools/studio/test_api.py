@@ -195,6 +195,10 @@ def test_upload_size_limit(tmp_path) -> None:
     ({"test_fraction": 1.5}, 400, "test_fraction must be in (0, 1)"),
     ({"surprise": 1}, 422, "surprise: Extra inputs are not permitted"),
     ({"kind": "train"}, 422, "kind: Input should be 'compare' or 'tune'"),
+    ({"model": "forest"}, 400, "model must be one of"),
+    ({"model": "lightgbm", "epochs": 3}, 400, "--epochs sets the net's training; boosting takes --rounds"),
+    ({"epochs": None, "rounds": 5}, 400, "--rounds sets boosting rounds"),
+    ({"dataset": "dense", "target": None, "model": "lightgbm", "epochs": None}, 400, "gradient boosting takes tabular data"),
     ({"kind": "tune", "metric": "brier"}, 400, "metric must be one of"),
     ({"kind": "tune", "folds": 1}, 422, "folds: Input should be greater than or equal to 2"),
     ({"kind": "tune", "folds": 50}, 400, "fewer than k=50 folds"),
@@ -382,3 +386,23 @@ def test_tune_run_can_be_cancelled(server, dataset) -> None:
         time.sleep(0.3)
     assert server.client.post(f"/api/runs/{run['id']}/cancel").status_code == 200
     assert server.wait(run["id"], timeout=60)["status"] == "cancelled"
+
+
+def test_boosting_run(server, dataset) -> None:
+    pytest.importorskip("lightgbm", reason="the gbdt extra is not installed")
+    options = server.client.get("/api/options").json()
+    assert {"id": "lightgbm", "available": True} in options["models"] and options["models"][0]["id"] == "net"
+    body = {"dataset": dataset["id"], "target": "label", "losses": ["ce", "focal"], "gammas": [2.0],
+            "seeds": 1, "model": "lightgbm", "rounds": 5}
+    r = server.client.post("/api/runs", json=body)
+    assert r.status_code == 201, r.text
+    run = r.json()
+    assert "--model lightgbm --rounds 5" in run["command"] and run["label"].endswith("; lightgbm")
+    events = _events(server, run["id"])
+    assert events[-1][1]["status"] == "done", events[-1]
+    progress = [e for k, e in events if k == "progress"]
+    assert [(e["index"], e["done"], e["total"]) for e in progress] == [(0, 5, 5), (1, 5, 5)]
+    done = server.wait(run["id"])
+    assert done["result"]["config"]["model"] == "lightgbm" and done["result"]["config"]["save"] is None
+    assert [len(x["loss_curve"]) for x in done["result"]["runs"]] == [5, 5]
+    assert done["progress"]["runs_done"] == 2 and done["files"]["weights"] is None

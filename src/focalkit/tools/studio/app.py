@@ -172,7 +172,10 @@ def create_app(
     # ------------------------------------------------------------------ options
     @app.get("/api/options", summary="What the page can offer: losses, metrics, backends, defaults")
     async def options() -> dict[str, Any]:
+        import importlib.util
         from types import SimpleNamespace
+
+        from focalkit.tools.experiments.boosting import MODELS, BoostConfig
 
         warm_up()  # the page is open: get the workers' fork server ready for the first run
 
@@ -191,6 +194,8 @@ def create_app(
             "metric_labels": METRIC_LABELS,
             "higher_is_better": HIGHER_IS_BETTER,
             "tune_metrics": list(TUNABLE_METRICS),
+            "models": [{"id": m, "available": m == "net" or importlib.util.find_spec(m) is not None} for m in MODELS],
+            "default_rounds": BoostConfig().rounds,
             "default_epochs": {t: default_config(SimpleNamespace(task=t)).epochs for t in ("dense", "binary", "multiclass")},
             "max_upload": max_upload,
             "builtin": list(BUILTIN),
@@ -323,7 +328,8 @@ def create_app(
         try:
             if req.kind == "compare":
                 cfg, backend, device, argv = compare_spec(req, source)
-                cfg.save = str(folder / WEIGHTS)
+                if cfg.model == "net":  # boosting models are not saved (focalkit compare --save needs the net)
+                    cfg.save = str(folder / WEIGHTS)
                 from focalkit.tools.experiments.compare import prepare
 
                 await run_in_threadpool(prepare, cfg)  # the data and every alpha checked now, not in the queue

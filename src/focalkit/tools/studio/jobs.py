@@ -108,8 +108,8 @@ def apply_event(progress: dict[str, Any], ev: dict[str, Any]) -> None:
     if t == "phase":
         progress["phase"] = ev["phase"]
     elif t == "start":
-        progress.update({k: ev[k] for k in ("losses", "seeds", "epochs", "runs_total", "description",
-                                             "task", "device", "notes")})
+        progress.update({k: ev.get(k) for k in ("losses", "seeds", "epochs", "runs_total", "description",
+                                                 "task", "device", "notes", "model")})
         progress.update(phase="training", runs_done=0, curves=[])
     elif t == "run_start":
         progress["runs_done"] = ev["index"]
@@ -119,6 +119,10 @@ def apply_event(progress: dict[str, Any], ev: dict[str, Any]) -> None:
         progress["current"]["epoch"] = ev["epoch"]
         progress["curves"][ev["index"]]["values"].append(ev["value"])
         if ev["epoch"] == ev["epochs"]:
+            progress["runs_done"] = ev["index"] + 1
+    elif t == "progress":  # boosting: rounds of the current model
+        progress["current"]["epoch"] = ev["done"]
+        if ev["done"] >= ev["total"]:
             progress["runs_done"] = ev["index"] + 1
     elif t == "trial":
         trials = progress.setdefault("trials", [])

@@ -38,7 +38,9 @@ class RunRequest(BaseModel):
     gammas: list[float] = Field([0.5, 1.0, 2.0, 5.0], description="compare: focal gammas, one focal loss each.")
     seeds: int = Field(3, ge=1, le=1000, description="compare: number of training seeds.")
     first_seed: int = Field(0, ge=0, description="compare: seeds are first_seed, first_seed + 1, ...")
-    epochs: Optional[int] = Field(None, ge=1, le=100000, description="Epochs (default: the task's: dense 15, tables 60).")
+    epochs: Optional[int] = Field(None, ge=1, le=100000, description="Epochs of the net (default: the task's: dense 15, tables 60).")
+    model: str = Field("net", description="'net' (the task's small neural net) or a gradient-boosting engine: lightgbm, xgboost, catboost.")
+    rounds: Optional[int] = Field(None, ge=1, le=100000, description="Boosting rounds (default 200); with a boosting model.")
     alpha: Number = Field("auto", description="compare: focal alpha: 'auto', 'off', a number or per-class numbers.")
     balanced_alpha: Number = Field("auto", description="compare: balanced-CE alpha: 'auto', a number or per-class numbers.")
     alpha_method: str = Field("inverse", description="compare: automatic alpha method: inverse, inverse_sqrt, effective_number.")
@@ -96,6 +98,12 @@ def _alpha_arg(a: float | list[float] | str | None) -> str:
     return ",".join(_num(v) for v in (a if isinstance(a, list) else [a]))
 
 
+def _model_args(req: RunRequest) -> list[str]:
+    model = req.model.strip().lower()
+    out = [] if model == "net" else ["--model", model]
+    return out + ([] if req.rounds is None else ["--rounds", str(req.rounds)])
+
+
 def compare_spec(req: RunRequest, source: str) -> tuple[Any, str, str, list[str]]:
     """``(CompareConfig, backend, device, argv)`` of a compare request on ``source`` (checked as
     ``focalkit compare`` checks its options, in the same words with the API's field names)."""
@@ -141,6 +149,7 @@ def compare_spec(req: RunRequest, source: str) -> tuple[Any, str, str, list[str]
         gammas=[float(g) for g in req.gammas] if "focal" in losses else [],
         alpha=alpha, balanced_alpha=balanced, alpha_method=req.alpha_method, prior=prior,
         epochs=req.epochs, test_fraction=req.test_fraction, device=device,
+        model=req.model.strip().lower(), rounds=req.rounds,
     )
     try:
         cfg.validate()
@@ -157,6 +166,7 @@ def compare_spec(req: RunRequest, source: str) -> tuple[Any, str, str, list[str]
     argv += ["--no-prior-bias"] if prior is None else ["--prior", prior if prior == "auto" else _num(prior)]
     if req.epochs is not None:
         argv += ["--epochs", str(req.epochs)]
+    argv += _model_args(req)
     argv += ["--test-fraction", _num(req.test_fraction), "--data-seed", str(req.data_seed),
              "--backend", req.backend, "--device", device]
     return cfg, req.backend, device, argv
@@ -179,6 +189,7 @@ def tune_spec(req: RunRequest, source: str, run_dir: Path, study: str) -> tuple[
     common += ["--metric", req.metric, "--folds", str(req.folds), "--n-trials", str(req.n_trials)]
     if req.epochs is not None:
         common += ["--epochs", str(req.epochs)]
+    common += _model_args(req)
     common += ["--seed", str(req.seed), "--data-seed", str(req.data_seed),
                "--gamma-min", _num(lo), "--gamma-max", _num(hi)]
     if req.alpha_min is not None:
@@ -194,12 +205,13 @@ def tune_spec(req: RunRequest, source: str, run_dir: Path, study: str) -> tuple[
 
 def label(req: RunRequest, dataset_name: str) -> str:
     """One line for the history list."""
+    model = "" if req.model.strip().lower() == "net" else f"; {req.model.strip().lower()}"
     if req.kind == "tune":
-        return f"tune {dataset_name}: {req.metric}, {req.n_trials} trials, {req.folds} folds"
+        return f"tune {dataset_name}: {req.metric}, {req.n_trials} trials, {req.folds} folds{model}"
     kinds = {"ce": "CE", "balanced_ce": "balanced CE", "focal": "focal"}
     parts = [kinds.get(k, k) + (" γ=" + ",".join(f"{g:g}" for g in req.gammas) if k == "focal" else "")
              for k in req.losses]
-    return f"{dataset_name}: {', '.join(parts)}; {req.seeds} seed(s)"
+    return f"{dataset_name}: {', '.join(parts)}; {req.seeds} seed(s){model}"
 
 
 def join(argv: list[str]) -> str:

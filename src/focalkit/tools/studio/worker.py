@@ -8,7 +8,8 @@ equivalent command line, and writes the same JSON and HTML report, plus the trai
 
 The worker is forked from a fork server that imported torch once (see
 :func:`focalkit.tools.studio.jobs.worker_context`). Messages to the server (plain dicts): ``phase``, ``start`` (losses, seeds, epochs), ``run_start``
-(loss, seed), ``epoch`` (mean training loss of one epoch), then one of ``done`` (a summary for the
+(loss, seed), ``epoch`` (mean training loss of one epoch of the net), ``progress`` (a boosting
+model trained: rounds done and total), then one of ``done`` (a summary for the
 history), ``failed`` (one line) or ``cancelled``. Cancellation is cooperative: the server sets an
 event that the worker checks at the start of every training run and after every epoch. The worker
 dies with the server (Linux ``PR_SET_PDEATHSIG`` on its parent, the fork server, which exits when
@@ -137,11 +138,16 @@ def _compare(spec: dict[str, Any], send: Any, check: Any) -> dict[str, Any]:
     ds, specs, _, notes = prepared
     if not device.startswith("cuda"):
         torch.set_num_threads(1)  # as the command line: one intra-op thread, the same numbers
-    epochs = cfg.epochs or default_config(ds).epochs
+    if cfg.model == "net":
+        epochs = cfg.epochs or default_config(ds).epochs
+    else:  # boosting: the progress counts rounds, reported when a model is trained
+        from focalkit.tools.experiments.boosting import BoostConfig
+
+        epochs = cfg.rounds or BoostConfig().rounds
     names = [s.name for s in specs]
     send("start", losses=names, seeds=list(cfg.seeds), epochs=epochs,
          runs_total=len(names) * len(cfg.seeds), description=ds.description, task=ds.task,
-         device=device, notes=notes)
+         device=device if cfg.model == "net" else "cpu", notes=notes, model=cfg.model)
     check()
     current: dict[str, Any] = {}
 
@@ -154,9 +160,13 @@ def _compare(spec: dict[str, Any], send: Any, check: Any) -> dict[str, Any]:
         send("epoch", index=current["index"], epoch=epoch, epochs=epochs, value=value)
         check()
 
+    def on_progress(done: int, total: int) -> None:  # boosting: once a model is trained
+        send("progress", index=current["index"], done=done, total=total)
+        check()
+
     with fk.use_backend(spec["backend"]):
         result = run_compare(cfg, on_run_start=on_run_start, on_train_loss=on_train_loss,
-                             prepared=prepared)
+                             on_progress=None if cfg.model == "net" else on_progress, prepared=prepared)
     result["command"] = spec["command"]
     return result
 

@@ -108,7 +108,7 @@ function renderPreview(p) {
   box.append(el("table", { id: "class-counts", class: "counts" },
     el("thead", {}, el("tr", {}, ...["class", p.task === "dense" ? "anchors" : "rows", "share", ""].map(t => el("th", { text: t })))), tb));
   const sig = p.model || {};
-  $("model").textContent = `${sig.arch || "?"} (${Object.entries(sig).filter(([k]) => k !== "arch").map(([k, v]) => `${k} ${v}`).join(", ")}), chosen by the task`;
+  $("model").textContent = `${sig.arch || "?"} (${Object.entries(sig).filter(([k]) => k !== "arch").map(([k, v]) => `${k} ${v}`).join(", ")})`;
   const ep = S.options.default_epochs[p.task];
   $("epochs").placeholder = `default ${ep}`;
   $("tune-epochs").placeholder = `default ${ep}`;
@@ -184,7 +184,9 @@ function compareBody() {
   const mode = $("alpha-mode").value;
   body.alpha = mode === "auto" ? "auto" : mode === "off" ? "off" : mode === "slider"
     ? (S.pg.alpha === null ? "off" : S.pg.alpha) : $("alpha-value").value.trim();
-  if ($("epochs").value) body.epochs = Number($("epochs").value);
+  body.model = $("model-select").value;
+  if (body.model === "net" && $("epochs").value) body.epochs = Number($("epochs").value);
+  if (body.model !== "net" && $("rounds").value) body.rounds = Number($("rounds").value);
   return body;
 }
 function tuneBody() {
@@ -194,7 +196,9 @@ function tuneBody() {
                  gamma_max: Number($("tune-gmax").value), prune: $("tune-prune").checked,
                  data_seed: Number($("data-seed").value) };
   if (!$("target").disabled) body.target = $("target").value;
-  if ($("tune-epochs").value) body.epochs = Number($("tune-epochs").value);
+  body.model = $("tune-model").value;
+  if (body.model === "net" && $("tune-epochs").value) body.epochs = Number($("tune-epochs").value);
+  if (body.model !== "net" && $("tune-rounds").value) body.rounds = Number($("tune-rounds").value);
   return body;
 }
 async function start(kind) {
@@ -218,7 +222,7 @@ async function start(kind) {
 function applyEvent(p, ev) {  // the server's jobs.apply_event, for the page's copy
   if (ev.type === "phase") p.phase = ev.phase;
   else if (ev.type === "start") {
-    for (const k of ["losses", "seeds", "epochs", "runs_total", "description", "task", "device", "notes"]) p[k] = ev[k];
+    for (const k of ["losses", "seeds", "epochs", "runs_total", "description", "task", "device", "notes", "model"]) p[k] = ev[k];
     Object.assign(p, { phase: "training", runs_done: 0, curves: [] });
   } else if (ev.type === "run_start") {
     p.runs_done = ev.index;
@@ -228,6 +232,9 @@ function applyEvent(p, ev) {  // the server's jobs.apply_event, for the page's c
     p.current.epoch = ev.epoch;
     p.curves[ev.index].values.push(ev.value);
     if (ev.epoch === ev.epochs) p.runs_done = ev.index + 1;
+  } else if (ev.type === "progress") {  // boosting: rounds of the current model
+    p.current.epoch = ev.done;
+    if (ev.done >= ev.total) p.runs_done = ev.index + 1;
   } else if (ev.type === "trial") {
     const t = (p.trials = p.trials || []), i = t.findIndex(x => x.number === ev.trial.number);
     if (i >= 0) t[i] = ev.trial; else { t.push(ev.trial); t.sort((a, b) => a.number - b.number); }
@@ -273,7 +280,7 @@ function listen(id) {
     setStatus(snap.status, snap.error);
     renderProgress();
   });
-  for (const type of ["phase", "start", "run_start", "epoch", "trial", "status"]) {
+  for (const type of ["phase", "start", "run_start", "epoch", "progress", "trial", "status"]) {
     es.addEventListener(type, m => {
       if (!mine()) return;
       const ev = JSON.parse(m.data);
@@ -313,14 +320,17 @@ function renderProgress() {
   if (p.current && total && p.epochs) frac = (p.current.index + p.current.epoch / p.epochs) / total;
   bar.max = 1; bar.value = Math.min(1, frac);
   let t = p.phase || "";
-  if (p.current && p.phase === "training") t = `${p.current.loss}, seed ${p.current.seed}: epoch ${p.current.epoch} of ${p.epochs} · run ${p.current.index + 1} of ${total}`;
+  const boosting = p.model && p.model !== "net";
+  if (p.current && p.phase === "training") t = boosting
+    ? `${p.current.loss}, seed ${p.current.seed}: ${p.model}, ${p.epochs} rounds · model ${p.current.index + 1} of ${total}`
+    : `${p.current.loss}, seed ${p.current.seed}: epoch ${p.current.epoch} of ${p.epochs} · run ${p.current.index + 1} of ${total}`;
   if (p.phase === "done" || run.status === "done") t = `${total} training runs done`;
   text.textContent = t;
   $("progress-text").dataset.epoch = p.current ? String(p.current.epoch) : "0";
   $("progress-text").dataset.runsDone = String(done);
-  drawCurves($("loss-canvas"), p.curves || [], p.epochs || 1, p.losses || []);
+  drawCurves($("loss-canvas"), p.curves || [], p.epochs || 1, p.losses || [], boosting ? "round" : "epoch");
 }
-function drawCurves(canvas, curves, epochs, losses) {
+function drawCurves(canvas, curves, epochs, losses, unit = "epoch") {
   const dpr = window.devicePixelRatio || 1, w = canvas.clientWidth || 600, h = canvas.clientHeight || 260;
   canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
   const ctx = canvas.getContext("2d");
@@ -331,7 +341,8 @@ function drawCurves(canvas, curves, epochs, losses) {
   ctx.font = "11px system-ui, sans-serif"; ctx.fillStyle = "#5b6475"; ctx.strokeStyle = "#e3e6ec";
   canvas.dataset.points = String(curves.reduce((a, c) => a + c.values.length, 0));
   if (!vals.length) {
-    ctx.textAlign = "center"; ctx.fillText("the curves appear here as the epochs finish", w / 2, h / 2);
+    ctx.textAlign = "center"; ctx.fillText(unit === "epoch" ? "the curves appear here as the epochs finish"
+      : "boosting: the curves appear when the models are trained", w / 2, h / 2);
     $("loss-legend").innerHTML = "";
     return;
   }
@@ -346,10 +357,11 @@ function drawCurves(canvas, curves, epochs, losses) {
     ctx.beginPath(); ctx.moveTo(X(e), m.t); ctx.lineTo(X(e), m.t + ph); ctx.stroke();
     ctx.fillText(String(e), X(e), m.t + ph + 14);
   }
-  ctx.fillText("epoch", m.l + pw / 2, h - 4);
+  ctx.fillText(unit, m.l + pw / 2, h - 4);
   ctx.textAlign = "right";
+  const factors = hi - lo > 3 ? [1] : [1, 2, 5];  // many decades: one line per decade
   for (let k = Math.floor(lo); k <= Math.ceil(hi); k++) {
-    for (const f of [1, 2, 5]) {
+    for (const f of factors) {
       const v = f * Math.pow(10, k), y = Y(v);
       if (Math.log10(v) < lo || Math.log10(v) > hi) continue;
       ctx.beginPath(); ctx.moveTo(m.l, y); ctx.lineTo(m.l + pw, y); ctx.stroke();
@@ -414,6 +426,13 @@ function renderResult(run) {
   $("report-frame").src = run.files.report || "about:blank";
   const res = $("results"), ver = $("verdicts");
   res.innerHTML = ""; ver.innerHTML = "";
+  if (run.kind === "compare" && run.result) {  // the curves of the result (boosting: every round)
+    S.progress.curves = run.result.runs.map(r => ({ loss: r.loss, seed: r.seed, values: r.loss_curve || [] }));
+    S.progress.epochs = Math.max(1, ...S.progress.curves.map(c => c.values.length));
+    S.progress.losses = Object.keys(run.result.summary);
+    S.progress.model = run.result.config.model || "net";
+    renderProgress();
+  }
   if (run.kind === "compare" && run.table) {
     $("headline").textContent = run.table.headline ? `Answer: ${run.table.headline}` : "";
     res.append(...resultTable(run.table));
@@ -508,6 +527,26 @@ async function init() {
   $("gammas").value = S.options.gammas.join(", ");
   for (const b of S.options.backends) $("backend").append(el("option", { value: b, text: b }));
   for (const m of S.options.tune_metrics) $("tune-metric").append(el("option", { value: m, text: S.options.metric_labels[m] || m }));
+  for (const sel of ["model-select", "tune-model"]) {
+    for (const m of S.options.models) {
+      const text = m.id === "net" ? "net (the task's neural net)" : `${m.id} (gradient boosting)` +
+        (m.available ? "" : " — not installed: pip install 'focalkit[gbdt]'");
+      $(sel).append(el("option", { value: m.id, text, disabled: !m.available }));
+    }
+  }
+  const modelChanged = () => {
+    const boost = $("model-select").value !== "net";
+    $("epochs").disabled = boost; if (boost) $("epochs").value = "";
+    $("rounds-row").hidden = !boost;
+    $("model").hidden = boost;
+    $("rounds").placeholder = `default ${S.options.default_rounds}`;
+    const tb = $("tune-model").value !== "net";
+    $("tune-epochs").disabled = tb; if (tb) $("tune-epochs").value = "";
+    for (const e of document.querySelectorAll(".tune-rounds")) e.hidden = !tb;
+    $("tune-rounds").placeholder = `default ${S.options.default_rounds}`;
+  };
+  $("model-select").addEventListener("change", modelChanged);
+  $("tune-model").addEventListener("change", modelChanged);
   $("dataset").addEventListener("change", () => selectDataset());
   $("target").addEventListener("change", () => selectDataset($("target").value));
   $("file-input").addEventListener("change", e => upload(e.target.files[0]));

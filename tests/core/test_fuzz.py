@@ -139,6 +139,7 @@ def test_the_generator_reaches_every_corner_it_claims_and_is_deterministic() -> 
         extra["wide-uint8"] += c.targets.dtype == torch.uint8 and c.num_classes > 156
         extra["non-contiguous targets"] += c.target_layout != "contiguous"
         extra["focal"] += c.api.startswith("focal")
+        extra["confident"] += c.tags["logits"] == "confident"
     assert set(seen["dtype"]) == set(FLOAT_DTYPES)
     assert {"0d", "1d", "2d", "3d", "4d", "5d", "empty", "wide"} <= set(seen["shape"])
     assert {"contiguous", "strided", "transposed", "expanded", "channels_last"} <= set(seen["layout"])

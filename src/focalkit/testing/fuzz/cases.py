@@ -364,6 +364,20 @@ def _nonfinite(rng: np.random.Generator, x: Tensor, counted: np.ndarray, op: str
     return x, value
 
 
+def _confident(rng: np.random.Generator, shape: tuple[int, ...], targets: Tensor, form: str, dtype: torch.dtype) -> Tensor:
+    """Logits of a converged model: every element right by a margin of 8 to 40 (losses 1e-4 to 1e-18),
+    where a loss computed with log(1 + tiny) instead of log1p loses its digits."""
+    t = targets.to(torch.int64).numpy()
+    if form == "index":  # class indices, C = background: one-hot over the classes
+        c = shape[1]
+        t = np.stack([t == k for k in range(c)], axis=1).astype(np.int64)
+    elif t.shape != shape:  # 0/1 labels without the class dimension
+        t = np.expand_dims(t, 1)
+    pos = np.broadcast_to(t == 1, shape)
+    margin = rng.uniform(8.0, 40.0, size=shape)
+    return torch.from_numpy(np.where(pos, margin, -margin)).to(dtype)
+
+
 def sigmoid_case(rng: np.random.Generator, dtype: torch.dtype) -> dict[str, Any]:
     """The random parts of a sigmoid-family case (see :class:`Case`), without api or layout."""
     shape, kind = draw_shape(rng, min_dim=0)
@@ -402,6 +416,8 @@ def sigmoid_case(rng: np.random.Generator, dtype: torch.dtype) -> dict[str, Any]
             tdt = _pick(rng, [dtype, torch.float32, torch.float64], [4, 1, 1])
         vals = _place_ignored(rng, vals, ignore_index, tdt)
         targets = torch.from_numpy(np.asarray(vals, dtype=np.float64)).to(tdt)
+    if form != "soft" and kind != "empty" and rng.random() < 0.08:
+        x, scale_tag = _confident(rng, shape, targets, form, dtype), "confident"
 
     alpha: Any
     r = rng.random()

@@ -47,6 +47,10 @@ class LossSpec:
         extra: draws the loss's own keyword arguments from a NumPy generator (or None).
         focal_modes: the :class:`focalkit.FocalLoss` modes that compute this loss for a target
             form and a logits shape (None: FocalLoss does not offer it).
+        exact_tails: the loss can be computed to relative accuracy everywhere, confident
+            predictions included (log-sigmoid is exact in both tails): its loss is then compared
+            relative to itself, without the floor of a few roundoffs of the natural scale that a
+            log-softmax needs (see :func:`focalkit.testing.fuzz.check.natural_scale`).
     """
 
     name: str
@@ -57,6 +61,7 @@ class LossSpec:
     reference_grad: Callable[..., np.ndarray]
     extra: Callable[[np.random.Generator], dict[str, Any]] | None = None
     focal_modes: Callable[[str, tuple[int, ...]], tuple[str, ...]] | None = None
+    exact_tails: bool = False
 
 
 def _sigmoid_modes(form: str, shape: tuple[int, ...]) -> tuple[str, ...]:
@@ -87,7 +92,7 @@ register(LossSpec(
     name="sigmoid_focal", family="sigmoid",
     function=fk.sigmoid_focal_loss, module=fk.SigmoidFocalLoss,
     reference=reference.sigmoid_focal_loss, reference_grad=reference.sigmoid_focal_grad,
-    focal_modes=_sigmoid_modes,
+    focal_modes=_sigmoid_modes, exact_tails=True,
 ))  # fmt: skip
 register(LossSpec(
     name="softmax_focal", family="softmax",

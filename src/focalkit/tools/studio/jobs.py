@@ -61,8 +61,10 @@ def read_result(data_dir: Path, run: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-_PRELOAD = ["torch", "sklearn.metrics", "matplotlib.pyplot", "focalkit.tools.experiments.compare",
-            "focalkit.tools.experiments.report", "focalkit.tools.studio.worker"]
+# torch._dynamo: torch.optim imports it on the first optimizer (seconds); a missing module is skipped.
+_PRELOAD = ["torch", "torch.optim", "torch._dynamo", "sklearn.metrics", "sklearn.model_selection",
+            "matplotlib.pyplot", "focalkit.tools.experiments.compare", "focalkit.tools.experiments.report",
+            "focalkit.tools.studio.worker"]
 
 
 def worker_context() -> Any:

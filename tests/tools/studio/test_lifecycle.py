@@ -111,6 +111,7 @@ def test_kill_mid_run_loses_no_finished_run_and_marks_the_running_one_interrupte
         while (c.get(f"/api/runs/{long}").json()["progress"].get("current") or {}).get("epoch", 0) < 2:
             assert time.monotonic() < deadline
             time.sleep(0.2)
+        time.sleep(1.5)  # the progress is saved at most once a second while epochs come
         family = _descendants(server.pid)
         assert family, "the run has no worker process"
         server.send_signal(signal.SIGKILL)

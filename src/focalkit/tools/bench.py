@@ -21,43 +21,27 @@ import typer
 
 def _load_script(script: Path) -> Callable[[list[str]], int]:
     """``main`` of a benchmark script file, loaded as a module registered in ``sys.modules``
-    (``@dataclass`` and pickling look the module up there while it executes)."""
+    (``@dataclass`` and pickling look the module up there while it executes). A path that is not a
+    Python script with ``main(argv)`` is a ValueError with a one-line message."""
+    if not script.exists():
+        raise ValueError(f"{script}: no such file")
     if not script.is_file():
-        raise ValueError(f"--script {str(script)!r} is not a file")
+        raise ValueError(f"{script}: not a file")
     name = "focalkit_bench_script"
     spec = importlib.util.spec_from_file_location(name, script)
     if spec is None or spec.loader is None:
-        raise ValueError(f"--script {str(script)!r} is not a Python file")
+        raise ValueError(f"{script}: not a Python script")
     mod: Any = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     try:
         spec.loader.exec_module(mod)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    if not callable(getattr(mod, "main", None)):
-        raise ValueError(f"--script {str(script)!r} has no main(argv) function")
-    return mod.main
-
-
-def _load_script(path: Path) -> ModuleType:
-    """Import the benchmark script as a module (registered in ``sys.modules``, which ``@dataclass``
-    needs); a file that is not a Python script with ``main(argv)`` is a one-line usage error."""
-    name = "focalkit_bench_script"
-    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=None)
-    if spec is None or spec.loader is None:
-        raise typer.BadParameter(f"{path}: not a Python script", param_hint="--script")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    try:
-        spec.loader.exec_module(mod)
-    except (SyntaxError, ValueError, ImportError, OSError, UnicodeDecodeError) as e:
+    except Exception as e:
         sys.modules.pop(name, None)
         why = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise typer.BadParameter(f"{path}: cannot load it ({type(e).__name__}: {why})", param_hint="--script") from None
+        raise ValueError(f"{script}: cannot load it ({type(e).__name__}: {why})") from None
     if not callable(getattr(mod, "main", None)):
-        raise typer.BadParameter(f"{path}: has no main(argv) function", param_hint="--script")
-    return mod
+        raise ValueError(f"{script}: has no main(argv) function")
+    return mod.main
 
 
 def bench(
@@ -81,8 +65,7 @@ def bench(
         try:
             main = _load_script(script)
         except ValueError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from None
+            raise typer.BadParameter(str(e), param_hint="--script") from None
     else:
         from focalkit.tools.benchmark import main
     argv: list[str] = []

@@ -170,19 +170,4 @@ KNOWN_ISSUES += [
         matches=lambda c, o, f: o.reached == "triton" and o.device == "cpu" and c.dtype == torch.bfloat16
         and ((f.check == "half-grad" and (f.value or 0) <= 2.5) or (f.check == "grad" and (f.value or 0) <= 0.0118)),
     ),
-    KnownIssue(
-        name="issue9-nan-logits-finite-loss-fused-cpu", ref="issue 9 #5",
-        summary="the C kernel (fast-math) gives a finite loss for a NaN/inf logit",
-        repro=_repro_nan_fused_cpu,
-        matches=lambda c, o, f: f.check == "nan-propagation" and o.reached == "fused" and o.device == "cpu",
-    ),
-    KnownIssue(
-        name="issue9-fused-softmax-gradient-at-large-logits", ref="issue 9 #7",
-        summary="the fused CPU softmax loses float32 precision for logits of large magnitude "
-        "(log p = x - logsumexp(x) with logsumexp ~ 1e4: an absolute error ~ |x| * 6e-8 of the "
-        "loss's natural scale)",
-        repro=_repro_fused_softmax_large_logits,
-        matches=lambda c, o, f: o.reached == "fused" and c.loss == "softmax_focal" and f.check in ("loss", "grad")
-        and _large_logit_error(c, o, f),
-    ),
 ]

@@ -11,11 +11,16 @@ Per engine, on the same splits, from the same prior init score, with the same ro
 * CatBoost: ``Logloss``, ``balanced Logloss``, focalkit's focal loss at gamma 2 with alpha 0.5, and
   CatBoost's built-in ``Focal:focal_alpha=0.5;focal_gamma=2`` (the same loss).
 
+The two outside formulations run twice: from the prior like every other method (so that only the
+objective differs), and from the start their users get ("own start": XGBoost's ``base_score`` 0.5
+read as a margin for a custom objective; CatBoost's 0 for ``Focal``).
+
 Held-out metrics are those of ``focalkit compare`` (AP, best-threshold F1, balanced accuracy, ECE,
 Brier, on the rare class) over seeds (stratified 70/30 splits), summarized and judged with its
 functions (``summarize``, ``verdicts``, ``headline``: a method wins a metric only if its mean +- sd
 interval does not overlap the runner-up's). A run counts as diverged when its held-out predictions
-hold NaN or its own training objective ended above where it started.
+hold NaN or its own training objective ended above where it started, and as stalled when that
+objective fell by less than 1 %.
 
     python benchmarks/gbdt_compare.py              # 8 seeds, 200 rounds (about 40 min on a busy 2-core machine)
     python benchmarks/gbdt_compare.py --quick      # 2 seeds, 30 rounds
@@ -105,12 +110,18 @@ def methods(engine: str, gammas):
         out.append(("focal γ=2", "focal", LossSpec("focal", gamma=2.0, name="focal γ=2"), {"gamma": 2.0, "alpha": None}))
         out.append(("imbalance-xgboost γ=2", "imbalance_xgboost",
                     LossSpec("focal", gamma=2.0, name="imbalance-xgboost γ=2"), {"gamma": 2.0}))
+        out.append(("imbalance-xgboost γ=2, own start", "imbalance_xgboost",
+                    LossSpec("focal", gamma=2.0, name="imbalance-xgboost γ=2, own start"),
+                    {"gamma": 2.0, "own_start": True}))
     else:
         out.append(("focal γ=2 α=0.5", "focal", LossSpec("focal", gamma=2.0, alpha=0.5, name="focal γ=2 α=0.5"),
                     {"gamma": 2.0, "alpha": 0.5}))
         out.append(("CatBoost Focal γ=2 α=0.5", "catboost_focal",
                     LossSpec("focal", gamma=2.0, alpha=0.5, name="CatBoost Focal γ=2 α=0.5"),
                     {"gamma": 2.0, "alpha": 0.5}))
+        out.append(("CatBoost Focal γ=2 α=0.5, own start", "catboost_focal",
+                    LossSpec("focal", gamma=2.0, alpha=0.5, name="CatBoost Focal γ=2 α=0.5, own start"),
+                    {"gamma": 2.0, "alpha": 0.5, "own_start": True}))
     return out
 
 
@@ -118,6 +129,7 @@ def train_one(engine, kind, cfg, X, y, tr, te, rounds, lr, seed, n_jobs):
     """Train one method; returns (held-out margins, the method's own objective at start and end, seconds)."""
     prior = FocalObjective.init_score(y[tr])[0]
     init_tr, init_te = np.full(len(tr), prior), np.full(len(te), prior)
+    own_start = cfg.get("own_start", False)
     w = None
     if kind == "balanced":
         counts = np.bincount(y[tr], minlength=2)
@@ -133,9 +145,15 @@ def train_one(engine, kind, cfg, X, y, tr, te, rounds, lr, seed, n_jobs):
         elif kind == "imbalance_xgboost":
             import xgboost as xgb
 
-            b = xgb.train({"eta": lr, "seed": seed, "nthread": n_jobs, "disable_default_eval_metric": 1},
-                          xgb.DMatrix(X[tr], y[tr], base_margin=init_tr), rounds,
-                          obj=imbalance_xgboost_focal(cfg["gamma"]))
+            if own_start:  # XGBoost's base_score, read as a margin by a custom objective
+                b = xgb.train({"eta": lr, "seed": seed, "nthread": n_jobs, "disable_default_eval_metric": 1},
+                              xgb.DMatrix(X[tr], y[tr]), rounds, obj=imbalance_xgboost_focal(cfg["gamma"]))
+                base = float(json.loads(b.save_config())["learner"]["learner_model_param"]["base_score"].strip("[]"))
+                init_tr, init_te = np.full(len(tr), base), np.full(len(te), base)
+            else:
+                b = xgb.train({"eta": lr, "seed": seed, "nthread": n_jobs, "disable_default_eval_metric": 1},
+                              xgb.DMatrix(X[tr], y[tr], base_margin=init_tr), rounds,
+                              obj=imbalance_xgboost_focal(cfg["gamma"]))
             raw_tr = b.predict(xgb.DMatrix(X[tr], base_margin=np.zeros(len(tr))), output_margin=True)
             raw_te = b.predict(xgb.DMatrix(X[te], base_margin=np.zeros(len(te))), output_margin=True)
         else:  # CatBoost's built-in Focal
@@ -144,7 +162,11 @@ def train_one(engine, kind, cfg, X, y, tr, te, rounds, lr, seed, n_jobs):
             m = CatBoostClassifier(loss_function=f"Focal:focal_alpha={cfg['alpha']};focal_gamma={cfg['gamma']}",
                                    iterations=rounds, learning_rate=lr, random_seed=seed, thread_count=n_jobs,
                                    verbose=False, allow_writing_files=False)
-            m.fit(Pool(X[tr], y[tr], baseline=init_tr))
+            if own_start:  # CatBoost's Focal starts from 0 (no boost_from_average)
+                init_tr, init_te = np.zeros(len(tr)), np.zeros(len(te))
+                m.fit(Pool(X[tr], y[tr]))
+            else:
+                m.fit(Pool(X[tr], y[tr], baseline=init_tr))
             raw_tr = m.predict(X[tr], prediction_type="RawFormulaVal")
             raw_te = m.predict(X[te], prediction_type="RawFormulaVal")
     seconds = time.perf_counter() - t0
@@ -162,7 +184,7 @@ def run(args):
     out = {"tool": "benchmarks/gbdt_compare.py", "command": " ".join(sys.argv),
            "config": {"seeds": args.seeds, "rounds": args.rounds, "learning_rate": args.lr, "engines": engines,
                       "gammas": gammas, "default_hessian": DEFAULT_HESSIAN, "test_fraction": 0.3,
-                      "init": "prior log-odds of the training labels, for every method"},
+                      "init": "prior log-odds of the training labels, for every method but the \"own start\" runs"},
            "datasets": {}}
     t_start = time.perf_counter()
     for name, build in gbdt_data.BINARY.items():
@@ -170,7 +192,7 @@ def run(args):
         ds = {"description": desc, "n": len(y), "positives": int(y.sum()), "engines": {}}
         for engine in engines:
             ms = methods(engine, gammas)
-            runs, health = [], {m[0]: {"nan": 0, "diverged": 0} for m in ms}
+            runs, health = [], {m[0]: {"nan": 0, "diverged": 0, "stalled": 0} for m in ms}
             for seed in range(args.seeds):
                 tr, te = gbdt_data.split(y, seed)
                 for mname, kind, _spec, cfg in ms:
@@ -185,6 +207,8 @@ def run(args):
                     else:
                         if not end <= start:
                             health[mname]["diverged"] += 1
+                        elif end > 0.99 * start:
+                            health[mname]["stalled"] += 1
                         met = evaluate("binary", to_probabilities(margin)[:, 1], y[te], num_classes=2,
                                        rare_classes=[1], curves=False)
                         r.update({m: met[m] for m in ("ap", "f1", "balanced_accuracy", "ece", "brier")})
@@ -221,13 +245,14 @@ def markdown(result) -> str:
     cfg = result["config"]
     lines = [f"Held-out metrics, mean ± sd over {cfg['seeds']} seeds (stratified 70/30 splits), {cfg['rounds']} "
              f"rounds, learning rate {cfg['learning_rate']}, engine defaults otherwise; every method starts from the "
-             "prior log-odds. **Bold**: best mean; ✓: clearly best (its mean ± sd interval overlaps no other's, "
+             "prior log-odds (but the \"own start\" runs). **Bold**: best mean; ✓: clearly best (its mean ± sd interval overlaps no other's, "
              "the rule of `focalkit compare`). Diverged: runs with NaN predictions or whose own training "
-             "objective ended above its start.", ""]
+             "objective ended above its start; stalled: it fell by less than 1 %. "
+             "\"own start\": the method's usual starting score instead of the prior (see the script).", ""]
     for name, ds in result["datasets"].items():
         lines.append(f"### {name}: {ds['description']}")
         lines.append("")
-        lines.append("| engine | method | AP ↑ | ECE ↓ | Brier ↓ | F1 ↑ | diverged / NaN |")
+        lines.append("| engine | method | AP ↑ | ECE ↓ | Brier ↓ | F1 ↑ | diverged / stalled / NaN |")
         lines.append("|---|---|---:|---:|---:|---:|---:|")
         for engine, e in ds["engines"].items():
             for mname, s in e["summary"].items():
@@ -239,7 +264,8 @@ def markdown(result) -> str:
                         txt = f"**{txt}**" + (" ✓" if e["verdicts"][m]["clear"] else "")
                     cells.append(txt)
                 h = e["health"][mname]
-                lines.append(f"| {engine} | {mname} | " + " | ".join(cells) + f" | {h['diverged']} / {h['nan']} |")
+                lines.append(f"| {engine} | {mname} | " + " | ".join(cells)
+                             + f" | {h['diverged']} / {h['stalled']} / {h['nan']} |")
         lines.append("")
         for engine, e in ds["engines"].items():
             lines.append(f"* {engine}: {e['headline']}")

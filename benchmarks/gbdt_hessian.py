@@ -6,13 +6,13 @@ rounds. Recorded per run:
 
 * convergence: the training focal loss at rounds 0, 5, 10, 25, 50, 100 (round 0 = the prior),
   the final / initial ratio, whether the loss ever rose between checkpoints, whether it ended above
-  its start (diverged), NaN;
+  its start (diverged) or fell by less than 1 % (stalled), NaN;
 * held-out: average precision (rare classes, macro) and expected calibration error (focalkit
   compare's metrics).
 
 Summary per Hessian: mean held-out AP and ECE, the mean rank of AP and of the final training loss
 within each (data set, engine, gamma, seed) group (1 = best of the four), and the counts of
-diverged / non-monotone / NaN runs.
+diverged / stalled / non-monotone / NaN runs.
 
     python benchmarks/gbdt_hessian.py            # 3 seeds, 100 rounds (about 30 min on a busy 2-core machine)
     python benchmarks/gbdt_hessian.py --quick    # 1 seed, 30 rounds, LightGBM only
@@ -91,6 +91,12 @@ def _ranks(values, higher_better):
     return r
 
 
+def _stalled(run) -> bool:
+    """The training loss fell by less than 1 % (and did not rise): the model barely moved."""
+    c = run["loss_curve"]
+    return c[-1] is not None and c[0] is not None and 0.99 * c[0] < c[-1] <= c[0]
+
+
 def summarize(runs):
     """Per Hessian: means, mean ranks within groups, counts; also per gamma."""
     groups = {}
@@ -113,6 +119,7 @@ def summarize(runs):
                 "rank_ece": float(np.mean([r["rank_ece"] for r in mine])),
                 "rank_loss": float(np.mean([r["rank_final_ratio"] for r in mine])),
                 "diverged": int(sum(r["diverged"] for r in mine)),
+                "stalled": int(sum(_stalled(r) for r in mine)),
                 "non_monotone": int(sum(r["non_monotone"] for r in mine)),
                 "nan": int(sum(r["nan"] for r in mine)),
             }
@@ -129,12 +136,12 @@ def summarize(runs):
 
 
 def markdown(summary):
-    lines = ["| subset | Hessian | runs | AP | ECE | rank AP | rank ECE | rank train loss | diverged | "
-             "non-monotone | NaN |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| subset | Hessian | runs | AP | ECE | rank AP | rank ECE | rank train loss | diverged | stalled | "
+             "non-monotone | NaN |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for subset, per in summary.items():
         for h, s in per.items():
             lines.append(f"| {subset} | {h} | {s['runs']} | {s['ap']:.3f} | {s['ece']:.4f} | {s['rank_ap']:.2f} | "
-                         f"{s['rank_ece']:.2f} | {s['rank_loss']:.2f} | {s['diverged']} | {s['non_monotone']} | "
+                         f"{s['rank_ece']:.2f} | {s['rank_loss']:.2f} | {s['diverged']} | {s['stalled']} | {s['non_monotone']} | "
                          f"{s['nan']} |")
     return "\n".join(lines)
 
@@ -162,7 +169,22 @@ def main(argv=None):
     ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results-gbdt-hessian.json"))
     ap.add_argument("--markdown", default=None)
+    ap.add_argument("--summarize", metavar="JSON", default=None,
+                    help="recompute the summary and table of an earlier run's JSON (no training)")
     args = ap.parse_args(argv)
+    if args.summarize:
+        with open(args.summarize, encoding="utf-8") as fh:
+            result = json.load(fh)
+        result["summary"] = summarize(result["runs"])
+        with open(args.summarize, "w", encoding="utf-8") as fh:
+            json.dump(_clean(result), fh, indent=1)
+            fh.write("\n")
+        md = markdown(result["summary"])
+        if args.markdown:
+            with open(args.markdown, "w", encoding="utf-8") as fh:
+                fh.write(md + "\n")
+        print(md)
+        return
     if args.quick:
         args.seeds, args.rounds, args.engines = 1, 30, "lightgbm"
     engines = args.engines.split(",")

@@ -77,28 +77,6 @@ def _grad(fn: Callable[[Tensor], Tensor], x: Tensor, scale: float = 1.0) -> Tens
     return z.grad
 
 
-def _repro_nan_fused_cpu() -> bool:
-    if "fused" not in fk.available_backends():
-        return False
-    x = torch.tensor([[float("nan"), 0.0, 1.0]])
-    with fk.use_backend("fused"):
-        return bool(torch.isfinite(fk.softmax_focal_loss(x, torch.tensor([0]))))
-
-
-def _repro_fused_softmax_large_logits() -> bool:
-    if "fused" not in fk.available_backends():
-        return False
-    from focalkit.testing import reference
-
-    g = torch.Generator().manual_seed(0)
-    x = 1e4 + torch.randn(64, 10, generator=g)
-    y = torch.randint(0, 10, (64,), generator=g)
-    with fk.use_backend("fused"):
-        got = _grad(lambda z: fk.softmax_focal_loss(z, y, reduction="sum"), x).double().numpy()
-    want = reference.softmax_focal_grad(x, y, step=1e-3, reduction="sum")
-    return float(abs(got - want).max() / abs(want).max()) > 1e-5
-
-
 def _repro_triton_interpreter_bf16() -> bool:
     if os.environ.get("TRITON_INTERPRET") != "1" or "triton" not in fk.available_backends():
         return False
@@ -138,14 +116,6 @@ def _absolute_roundoff_error(case: Case, outcome: Any, failure: Any) -> bool:
     """The error is a few roundoffs of the natural scale: what the absolute floor would have passed."""
     unit = 2.0**-53 if case.dtype == torch.float64 else 2.0**-24
     return failure.abs_error is not None and failure.abs_error <= 64 * unit * outcome.loss_scale
-
-
-def _large_logit_error(case: Case, outcome: Any, failure: Any) -> bool:
-    """The error is what float32 rounding of |x| ~ 1e2..1e4 explains: at most 1024 units of
-    |x|_max * 2^-24 of the natural scale (measured: up to ~560)."""
-    top = float(case.logits.double().abs().max()) if case.logits.numel() else 0.0
-    scale = outcome.grad_scale if failure.check == "grad" else outcome.loss_scale
-    return top >= 100.0 and failure.abs_error is not None and failure.abs_error <= 1024 * top * 2.0**-24 * scale
 
 
 KNOWN_ISSUES += [

@@ -67,9 +67,6 @@ def explain(case: Case, outcome: Any, failure: Any, known: Sequence[KnownIssue])
 # ---------------------------------------------------------------------------------------------
 # the entries: each repro is the smallest call that shows the bug
 
-_KERNELS = ("eager", "fused", "triton")
-
-
 def _grad(fn: Callable[[Tensor], Tensor], x: Tensor, scale: float = 1.0) -> Tensor:
     z = x.detach().clone().requires_grad_(True)
     (fn(z) * scale).backward()

@@ -204,3 +204,13 @@ def test_the_real_command_prints_one_line_and_exits_non_zero(tmp_path, args):
     assert run.returncode == 2, run.stdout + run.stderr
     _assert_one_clear_line(run.returncode, lines)
     assert _leftovers(tmp_path, {"empty.csv"}) == []
+
+
+def test_bench_runs_a_good_script_with_the_options(workdir, capsys):
+    # the counterpart of the table above: a valid --script's main(argv) runs (and a dataclass in it
+    # works: the module is registered in sys.modules while it executes)
+    (workdir / "ok.py").write_text(
+        "from dataclasses import dataclass\n@dataclass\nclass Row:\n    name: str\n"
+        "def main(argv):\n    print('ran', Row('x').name, argv)\n    return 0\n", encoding="utf-8")
+    code, lines = _run(["bench", "--quick", "--script", "ok.py"], capsys)
+    assert code == 0 and lines == ["ran x ['--quick']"], lines

@@ -146,6 +146,6 @@ def test_ddp_training_run_equals_single_process_run(ddp_run, tmp_path):
     ddp = torch.load(os.path.join(ddp_run, "ddp_result.pt"), weights_only=True)
     assert a.keys() == b.keys()
     for k in a:
-        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=5e-5)
     np.testing.assert_allclose(ddp["loss_curve"], one["loss_curve"], rtol=1e-4)
     assert ddp["ap"] == pytest.approx(one["ap"], abs=1e-4)

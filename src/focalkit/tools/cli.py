@@ -47,15 +47,18 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point.
 
     A usage error (an unknown option, a bad value, a missing file) is one line on stderr,
-    ``error: ... (see 'focalkit CMD --help')``, and exit status 2, instead of a usage panel.
+    ``error: ... (see 'focalkit CMD --help')``, and exit status 2, instead of a usage panel. An
+    interrupted command (exit status 130) ends at once (:func:`focalkit.tools.cancel.exit_now`).
     """
     import sys
+
+    from focalkit.tools import cancel
 
     try:
         code = app(args=argv, prog_name="focalkit", standalone_mode=False)
     except typer.Abort:
         typer.echo("aborted", err=True)
-        sys.exit(130)
+        cancel.exit_now(130)
     except typer.TyperException as e:  # typer's (vendored click's) usage and parameter errors
         if type(e).__name__ == "NoArgsIsHelpError":  # a group run without its command: its help
             e.show()
@@ -64,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
             where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             typer.echo(f"error: {e.format_message()}{where}", err=True)
         sys.exit(getattr(e, "exit_code", 1))
+    if code == 130:  # interrupted, its message printed: skip the interpreter's slow teardown
+        cancel.exit_now(130)
     sys.exit(code if isinstance(code, int) else 0)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,7 +35,13 @@ pytest.importorskip("sklearn")
 
 from focalkit.tools.tune import _optuna  # noqa: E402
 from focalkit.tools.tune.api import load_study, tune  # noqa: E402
-from focalkit.tools.tune.schema import REFERENCE, RETRY_OF, SURPLUS_FAIL, WORKER  # noqa: E402
+from focalkit.tools.tune.schema import (  # noqa: E402
+    DUPLICATE_FAIL,
+    REFERENCE,
+    RETRY_OF,
+    SURPLUS_FAIL,
+    WORKER,
+)
 
 S = optuna.trial.TrialState
 
@@ -112,7 +118,7 @@ def pg_url():
 def _trials(url: str, study: str) -> list:
     try:
         return optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False)
-    except KeyError:  # the study does not exist yet
+    except Exception:  # the study (or the tables) do not exist yet
         return []
 
 
@@ -180,13 +186,15 @@ def test_two_cli_processes_one_killed_mid_trial_finish_exactly_the_budget(pg_url
     assert len(again) == 1
     assert _optuna.enqueued_params(again[0]) == _optuna.enqueued_params(killed) | killed.params
     assert again[0].user_attrs.get(REFERENCE) == killed.user_attrs.get(REFERENCE)
-    # every other trial that does not count is a slot given back unused
+    # every other trial that does not count is a slot given back unused (or a reference that
+    # both processes queued when they opened the new study at the same moment)
     for t in trials:
         if t not in counted and t.number != killed.number:
-            assert t.state == S.FAIL and t.user_attrs.get("focalkit_fail") == SURPLUS_FAIL, t
-    # both processes (B, the restarted A) ran trials after the kill
+            assert t.state == S.FAIL, t
+            assert t.user_attrs.get("focalkit_fail") in (SURPLUS_FAIL, DUPLICATE_FAIL), t
+    # after the kill, only B and the restarted A ran trials (which of them: a matter of timing)
     pids = {t.user_attrs[WORKER]["pid"] for t in counted if t.number > killed.number}
-    assert {b.pid, a2.pid} <= pids | {a.pid}
+    assert pids and pids <= {b.pid, a2.pid}
 
 
 def _quad(gamma: float, alpha: float | None, fold: int) -> float:

@@ -206,6 +206,48 @@ def test_resume_in_process_keeps_trials_and_extends(tmp_path: Path) -> None:
     assert load_study(url, "s").n_trials == 9
 
 
+def test_references_queued_twice_run_once(tmp_path: Path) -> None:
+    """Processes (machines) opening a new study at the same moment may each queue the references:
+    each runs once, the copies are given back unused."""
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    tune(quad, n_trials=1, folds=2, storage=url, study="s", references=())
+    st = optuna.load_study(study_name="s", storage=url)
+    for _ in range(2):  # as two processes would
+        for ref in ("ce", "balanced_ce"):
+            st.enqueue_trial({}, user_attrs={"focalkit_reference": ref})
+    r = tune(quad, n_trials=6, folds=2, storage=url, study="s")
+    assert r.n_trials == 6 and len(_counted(_states(url, "s"))) == 6
+    assert sorted(t.reference for t in r.trials if t.reference) == ["balanced_ce", "ce"]
+    dups = [t for t in _states(url, "s") if t.state == optuna.trial.TrialState.FAIL]
+    assert [(t.number, t.user_attrs["focalkit_fail"]) for t in dups] == [(3, "duplicate"), (4, "duplicate")]
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    """Racing to create Optuna's tables (and its schema version row) is retried, not an error."""
+    import threading
+
+    from focalkit.tools.tune.storage import make_storage
+
+    errors: list = []
+    for round_ in range(8):
+        url = f"sqlite:///{tmp_path / f'race{round_}.db'}"
+        barrier = threading.Barrier(4)
+
+        def open_it() -> None:
+            barrier.wait()
+            try:
+                make_storage(url, 10, None)
+            except Exception as e:  # noqa: BLE001 - collected and reported below
+                errors.append(str(e))
+
+        threads = [threading.Thread(target=open_it) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+
+
 def test_resuming_with_other_settings_is_an_error(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 't.db'}"
     tune(quad, n_trials=2, folds=2, storage=url, study="s")
@@ -387,8 +429,8 @@ def test_interrupt_mid_trial_then_resume_loses_nothing(tmp_path: Path, how: str)
     S = optuna.trial.TrialState
 
     def running_after_some_complete() -> bool:
-        if not (tmp_path / "t.db").exists():
-            return False
+        if not log.exists():  # the study exists once a trial runs (reading earlier could race
+            return False      # the script's creation of the tables)
         try:
             ts = _states(url, "s")
         except Exception:

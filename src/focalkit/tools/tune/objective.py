@@ -50,12 +50,13 @@ class DataObjective:
         """Loads the data and what the first training imports (called by each worker before it
         takes a trial, so that no trial waits for imports: the first ``torch.optim.Adam`` imports
         ``torch._dynamo``, seconds on a busy machine, during which a stop request waits)."""
-        import torch
-
-        import focalkit.tools.experiments.train  # noqa: F401
-
         self.data()
-        torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+        if self.model == "net":
+            import torch
+
+            import focalkit.tools.experiments.train  # noqa: F401
+
+            torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
 
     def data(self) -> tuple[Any, list[tuple[np.ndarray, np.ndarray]]]:
         """The dataset and its folds (loaded once per process)."""

@@ -11,7 +11,8 @@ User attributes of a trial (all prefixed ``focalkit_``):
 * ``fold_scores`` (one per finished fold), ``duration_s``;
 * ``worker``: ``{"host": ..., "pid": ...}`` of the process running it;
 * ``fail``: why a FAIL trial failed: :data:`COUNTED_FAIL` (the score was not finite: counted),
-  :data:`SURPLUS_FAIL` (a slot given back unused), or ``"error: ..."``;
+  :data:`SURPLUS_FAIL` (a slot given back unused), :data:`DUPLICATE_FAIL` (a reference that two
+  processes starting at once both queued: run once), or ``"error: ..."``;
 * ``retry_of``: the number of the interrupted trial whose parameters this one runs again.
 
 The study's user attribute ``focalkit_space`` holds the search definition
@@ -33,6 +34,7 @@ __all__ = [
     "ALPHA",
     "ALPHA_PARAM",
     "COUNTED_FAIL",
+    "DUPLICATE_FAIL",
     "DURATION_S",
     "FAIL",
     "FOLD_SCORES",
@@ -64,6 +66,7 @@ SPACE = PREFIX + "space"  # a study attribute
 
 COUNTED_FAIL = "nonfinite"  # FAIL reason that still counts toward the budget
 SURPLUS_FAIL = "surplus"  # FAIL reason of a slot a worker gave back unused
+DUPLICATE_FAIL = "duplicate"  # FAIL reason of a reference queued twice (processes starting at once)
 
 #: The fixed reference trials and their display names.
 REFERENCE_LABELS = {"ce": "cross-entropy", "balanced_ce": "alpha-balanced CE"}

@@ -13,6 +13,7 @@ import datetime
 import os
 import socket
 import threading
+import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -52,6 +53,7 @@ def make_storage(storage: str | None, heartbeat_interval: int, grace_period: int
         raise TypeError(f"storage must be a database URL string or None, got {type(storage).__name__}")
     try:
         import sqlalchemy.engine
+        import sqlalchemy.exc
 
         url = sqlalchemy.engine.make_url(storage)
     except Exception:
@@ -65,8 +67,19 @@ def make_storage(storage: str | None, heartbeat_interval: int, grace_period: int
             raise ValueError(f"storage {storage!r}: the folder {parent!r} does not exist")
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.get_backend_name() == "sqlite" else {}
     try:
-        return _optuna.make_rdb_storage(_with_installed_driver(url), engine_kwargs,
-                                        heartbeat_interval, grace_period, requeue)
+        for attempt in range(5):
+            try:
+                return _optuna.make_rdb_storage(_with_installed_driver(url), engine_kwargs,
+                                                heartbeat_interval, grace_period, requeue)
+            except Exception as e:
+                # Processes (machines) that start at once on an empty database race to create
+                # Optuna's tables and its schema version row: the loser sees "already exists" or
+                # a unique-constraint error; the schema is there now, so opening again works.
+                racing = isinstance(e, sqlalchemy.exc.IntegrityError) or "already exists" in str(e)
+                if not racing or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
     except ImportError as e:
         name = getattr(e.__cause__, "name", None) or e.name or "its driver"
         raise ValueError(

@@ -34,6 +34,7 @@ from focalkit.tools.tune.schema import (
     ALPHA,
     ALPHA_PARAM,
     COUNTED_FAIL,
+    DUPLICATE_FAIL,
     DURATION_S,
     FAIL,
     FOLD_SCORES,
@@ -138,6 +139,24 @@ def _slot_rank(study: Any, trial: Any) -> int:
     )
 
 
+def _duplicate_reference(study: Any, trial: Any) -> bool:
+    """Whether ``trial`` is a reference that another live trial already stands for.
+
+    Processes that open a new study at the same moment may each queue the references. The one
+    with the lowest number that did not fail runs; a later copy is given back unused (an
+    interrupted reference is FAIL, so its re-queued copy runs). Only the process that popped a
+    trial decides about it, so no two processes race on one trial.
+    """
+    ref = trial.user_attrs.get(REFERENCE)
+    if ref is None:
+        return False
+    return any(
+        t.number < trial.number and t.user_attrs.get(REFERENCE) == ref
+        and (t.state.name != "FAIL" or is_counted(t))
+        for t in study.get_trials(deepcopy=False)
+    )
+
+
 def run_worker(
     objective: TrialObjective, storage_url: str | None, storage: Any, study_name: str,
     n_trials: int, seed: int | None, opts: RunOptions,
@@ -183,6 +202,10 @@ def run_worker(
             ACTIVE_TRIAL_IDS.add(tid)
             trial.set_user_attr(WORKER, ident)
             with Heartbeat(storage, tid, opts.heartbeat_interval):
+                if _duplicate_reference(study, trial):
+                    trial.set_user_attr(FAIL, DUPLICATE_FAIL)
+                    study.tell(trial, state=TrialState.FAIL)
+                    continue
                 if _slot_rank(study, trial) >= n_trials:
                     trial.set_user_attr(FAIL, SURPLUS_FAIL)
                     study.tell(trial, state=TrialState.FAIL)
@@ -237,5 +260,5 @@ def child_main(payload: bytes, parent_pid: int, stop: Any) -> None:  # pragma: n
     try:
         with cancel.signals_cancel(force="exit"):
             run_worker(*pickle.loads(payload))
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
+    except KeyboardInterrupt:  # stopped, the trial given back: no slow teardown before the exit
+        cancel.exit_now(130)

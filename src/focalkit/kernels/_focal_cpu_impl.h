@@ -1,12 +1,16 @@
 /* focalkit CPU kernels, the body: focal loss and its analytic gradient in one pass (OpenMP).
  *
- * Included by _focal_cpu.c with FK_ISA set: the entry points are fk_sigmoid_dense_<FK_ISA>, ...
+ * This file is compiled once per instruction set: _focal_cpu.c includes it for the baseline
+ * (plain x86-64 / any CPU), _focal_cpu_avx2.c and _focal_cpu_avx512.c under
+ * `#pragma GCC target(...)`, each with FK_ISA set to a suffix for the entry points
+ * (fk_sigmoid_dense_<FK_ISA>, ...). _focal_cpu.c picks one variant for the running CPU.
  *
  * Floating point: compiled without -ffast-math (its finite-only assumption drops NaN and inf) and
  * without reassociation, so the evaluation order is the one written here; reductions vectorize
  * through OpenMP simd reductions. exp/log are our own branch-free polynomials (below): the loops
  * vectorize on any libc (no libmvec symbol of a newer glibc is needed at run time) and NaN and
- * +-inf propagate as in IEEE arithmetic. With FMA, a * b + c is contracted into one rounding.
+ * +-inf propagate as in IEEE arithmetic. The variants with FMA contract a * b + c into one
+ * rounding (-ffp-contract=fast), so their results differ from the baseline's by float32 rounding.
  */
 #include <math.h>
 #include <stdint.h>
@@ -22,6 +26,37 @@
 #define FK_CAT2(a, b) a##_##b
 #define FK_CAT(a, b) FK_CAT2(a, b)
 #define FK_FN(name) FK_CAT(name, FK_ISA)
+
+/* Every function of a variant carries its suffix: unique symbols across the variants, profiles that
+ * say which one ran, and a test (tests/kernels/test_cpu_isa.py) that finds AVX instructions only in
+ * functions named *_avx2 / *_avx512. */
+#define fk_from_bits FK_FN(fk_from_bits)
+#define fk_to_bits FK_FN(fk_to_bits)
+#define fk_exp_neg FK_FN(fk_exp_neg)
+#define fk_log FK_FN(fk_log)
+#define fk_log1p FK_FN(fk_log1p)
+#define fk_log1p_unit FK_FN(fk_log1p_unit)
+#define fk_one_minus_p FK_FN(fk_one_minus_p)
+#define fk_pow_mod FK_FN(fk_pow_mod)
+#define fk_gamma_kind FK_FN(fk_gamma_kind)
+#define fk_softmax_h FK_FN(fk_softmax_h)
+#define fk_bf16_to_f32 FK_FN(fk_bf16_to_f32)
+#define fk_f32_to_bf16 FK_FN(fk_f32_to_bf16)
+#define fk_threads_for FK_FN(fk_threads_for)
+#define fk_load_block FK_FN(fk_load_block)
+#define fk_store_block FK_FN(fk_store_block)
+#define sig_block_g0 FK_FN(sig_block_g0)
+#define sig_block_g1 FK_FN(sig_block_g1)
+#define sig_block_g2 FK_FN(sig_block_g2)
+#define sig_block_gx FK_FN(sig_block_gx)
+#define sig_block_g0_hard FK_FN(sig_block_g0_hard)
+#define sig_block_g1_hard FK_FN(sig_block_g1_hard)
+#define sig_block_g2_hard FK_FN(sig_block_g2_hard)
+#define sig_block_gx_hard FK_FN(sig_block_gx_hard)
+#define sig_block_for FK_FN(sig_block_for)
+#define softmax_rows FK_FN(softmax_rows)
+#define smooth_tile_class FK_FN(smooth_tile_class)
+#define fk_flush2 FK_FN(fk_flush2)
 
 /* Reductions vectorize without -ffast-math's reassociation through OpenMP's simd reductions. */
 #define FK_STR(...) #__VA_ARGS__
@@ -394,6 +429,18 @@ double FK_FN(fk_sigmoid_labels)(const void *x, int xcode, const int64_t *y, int6
  * class with zero target weight (a masked class) leaves the loss and the gradient finite. Ignored
  * positions give exactly 0 whatever their logits. */
 #define TILE 256
+/* Sums over the classes are float32 in blocks of FK_SUMBLK classes, added up in float64: adding
+ * many small terms one by one (label smoothing adds ls / C about C times) would drift by up to
+ * C / lanes float32 roundings, and by a different amount for each vector width. */
+#define FK_SUMBLK 32
+
+static inline void fk_flush2(double *restrict a, float *restrict fa, double *restrict b,
+                             float *restrict fb, int64_t n) {
+    for (int64_t k = 0; k < n; k++) {
+        a[k] += fa[k]; b[k] += fb[k];
+        fa[k] = 0.0f; fb[k] = 0.0f;
+    }
+}
 
 /* (N, C) rows: the classes are contiguous, so each row is one vectorized pass per step.
  * alpha is never NULL here (fk_softmax_labels passes ones). */
@@ -420,15 +467,21 @@ static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N
             float mx = xs[0];
             FK_SIMD_MAX(mx)
             for (int64_t c = 0; c < C; c++) mx = xs[c] > mx ? xs[c] : mx;
-            float tail = 0.0f, neq = 0.0f;
-            FK_SIMD_SUM(tail, neq)
-            for (int64_t c = 0; c < C; c++) {
-                float z = xs[c] - mx;
-                float e = fk_exp_neg(z);
-                ex[c] = e;
-                tail += z == 0.0f ? 0.0f : e;
-                neq += z == 0.0f ? 1.0f : 0.0f;
+            double tail_d = 0.0, neq_d = 0.0; /* varied terms: longer blocks */
+            for (int64_t c0 = 0; c0 < C; c0 += 8 * FK_SUMBLK) {
+                const int64_t c1 = c0 + 8 * FK_SUMBLK < C ? c0 + 8 * FK_SUMBLK : C;
+                float tb = 0.0f, nb = 0.0f;
+                FK_SIMD_SUM(tb, nb)
+                for (int64_t c = c0; c < c1; c++) {
+                    float z = xs[c] - mx;
+                    float e = fk_exp_neg(z);
+                    ex[c] = e;
+                    tb += z == 0.0f ? 0.0f : e;
+                    nb += z == 0.0f ? 1.0f : 0.0f;
+                }
+                tail_d += tb; neq_d += nb;
             }
+            const float tail = (float)tail_d, neq = (float)neq_d;
             const float lse = fk_log1p(tail + (neq - 1.0f)); /* neq - 1 first: exact */
             const float inv = 1.0f / (neq + tail);
             int64_t yk = y[n];
@@ -450,20 +503,26 @@ static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N
                 for (int64_t c = 0; c < C; c++) gs[c] = -coef * (ex[c] * inv);
                 gs[yk] = coef * om; /* coef (1 - p_y), 1 - p_y without cancellation */
             } else {
-                float ssum = 0.0f, lsum = 0.0f;
-                FK_SIMD_SUM(ssum, lsum)
-                for (int64_t c = 0; c < C; c++) {
-                    float lp = (xs[c] - mx) - lse;
-                    float p = ex[c] * inv;
-                    float om = fk_one_minus_p(lp, p);
-                    float w = alpha[c] * ((c == yk ? lsy : 0.0f) + lsc);
-                    float mod = fk_pow_mod(om, gamma, gkind);
-                    float h = fk_softmax_h(lp, p, om, mod, gamma, gkind);
-                    lsum += w > 0.0f ? w * mod * lp : 0.0f; /* 0 log 0 := 0 for a zero weight */
-                    wh[c] = w > 0.0f ? w * h : 0.0f;
-                    ssum += wh[c];
+                double ssum_d = 0.0, lsum_d = 0.0;
+                for (int64_t c0 = 0; c0 < C; c0 += FK_SUMBLK) {
+                    const int64_t c1 = c0 + FK_SUMBLK < C ? c0 + FK_SUMBLK : C;
+                    float sb = 0.0f, lb = 0.0f;
+                    FK_SIMD_SUM(sb, lb)
+                    for (int64_t c = c0; c < c1; c++) {
+                        float lp = (xs[c] - mx) - lse;
+                        float p = ex[c] * inv;
+                        float om = fk_one_minus_p(lp, p);
+                        float w = alpha[c] * ((c == yk ? lsy : 0.0f) + lsc);
+                        float mod = fk_pow_mod(om, gamma, gkind);
+                        float h = fk_softmax_h(lp, p, om, mod, gamma, gkind);
+                        lb += w > 0.0f ? w * mod * lp : 0.0f; /* 0 log 0 := 0 for a zero weight */
+                        wh[c] = w > 0.0f ? w * h : 0.0f;
+                        sb += wh[c];
+                    }
+                    ssum_d += sb; lsum_d += lb;
                 }
-                l = -lsum;
+                const float ssum = (float)ssum_d;
+                l = (float)-lsum_d;
                 for (int64_t c = 0; c < C; c++) gs[c] = wh[c] - (ex[c] * inv) * ssum;
             }
             part[n] = l;
@@ -530,6 +589,7 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
     {
         float mx[TILE], tail[TILE], neq[TILE], lse[TILE], inv[TILE], coef[TILE], cy[TILE];
         float ssum[TILE], lsum[TILE];
+        double acc1[TILE], acc2[TILE]; /* the float sums above, flushed every FK_SUMBLK classes */
         int64_t yy[TILE];
         float *wh = NULL;
         if (ls > 0.0f) wh = (float *)malloc(sizeof(float) * (size_t)C * TILE);
@@ -545,7 +605,9 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
             int64_t xb = nn * C * inner + i0; /* element (nn, c, i0 + k) at xb + c * inner + k */
             const int64_t *yr = y + nn * inner + i0;
             for (int64_t c = 0; c < C; c++) fk_load_block(x, xcode, xb + c * inner, B, xt + c * TILE);
-            for (int64_t k = 0; k < B; k++) { mx[k] = xt[k]; tail[k] = 0.0f; neq[k] = 0.0f; }
+            for (int64_t k = 0; k < B; k++) {
+                mx[k] = xt[k]; tail[k] = 0.0f; neq[k] = 0.0f; acc1[k] = 0.0; acc2[k] = 0.0;
+            }
             for (int64_t c = 1; c < C; c++) {
                 const float *xr = xt + c * TILE;
                 for (int64_t k = 0; k < B; k++) mx[k] = xr[k] > mx[k] ? xr[k] : mx[k];
@@ -560,8 +622,10 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
                     tail[k] += z == 0.0f ? 0.0f : e;
                     neq[k] += z == 0.0f ? 1.0f : 0.0f;
                 }
+                if (c % FK_SUMBLK == FK_SUMBLK - 1 || c == C - 1) fk_flush2(acc1, tail, acc2, neq, B);
             }
             for (int64_t k = 0; k < B; k++) {
+                tail[k] = (float)acc1[k]; neq[k] = (float)acc2[k];
                 lse[k] = fk_log1p(tail[k] + (neq[k] - 1.0f));
                 inv[k] = 1.0f / (neq[k] + tail[k]);
             }
@@ -607,7 +671,9 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
                 }
             } else {
                 /* Label smoothing: every class has weight w_c = alpha_c * t_c. */
-                for (int64_t k = 0; k < B; k++) { ssum[k] = 0.0f; lsum[k] = 0.0f; }
+                for (int64_t k = 0; k < B; k++) {
+                    ssum[k] = 0.0f; lsum[k] = 0.0f; acc1[k] = 0.0; acc2[k] = 0.0;
+                }
                 for (int64_t c = 0; c < C; c++) {
                     float ac = alpha ? alpha[c] : 1.0f;
                     const float *xr = xt + c * TILE, *er = ex + c * TILE;
@@ -618,8 +684,10 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
                     case 2: smooth_tile_class(xr, er, mx, lse, inv, yy, c, ac, lsy, lsc, gamma, 2, lsum, ssum, whr, B); break;
                     default: smooth_tile_class(xr, er, mx, lse, inv, yy, c, ac, lsy, lsc, gamma, 3, lsum, ssum, whr, B);
                     }
+                    if (c % FK_SUMBLK == FK_SUMBLK - 1 || c == C - 1) fk_flush2(acc1, ssum, acc2, lsum, B);
                 }
                 for (int64_t k = 0; k < B; k++) {
+                    ssum[k] = (float)acc1[k]; lsum[k] = (float)acc2[k];
                     s += lsum[k];
                     if (loss_out) loss_out[nn * inner + i0 + k] = lsum[k];
                 }

@@ -17,7 +17,8 @@ Memory allocated outside PyTorch's allocator (none of the methods here do) would
 
 ``--cpu-kernel NAME=PATH`` (repeatable) adds rows ``focalkit fused [NAME]``: the fused path with
 another build of the C kernel (a ``_focal_cpu*.so`` of the same ABI) swapped in for the forward call,
-so that two builds (say main's and a branch's) are timed side by side in one run on the same tensors.
+so that two builds (say main's and a branch's) are timed side by side in one run on the same tensors;
+``NAME=PATH@ISA`` runs that build's ``baseline``/``avx2``/``avx512`` variant.
 """
 
 from __future__ import annotations
@@ -308,14 +309,32 @@ def _with_cpu_lib(lib: Any, fn, *args, **kwargs):
 
 
 def _load_cpu_kernels(specs: list[str] | None) -> dict[str, Any]:
+    """``NAME=PATH`` or ``NAME=PATH@ISA`` (a build with per-CPU variants, capped at ``ISA``)."""
+    import shutil
+    import tempfile
+
     from focalkit.kernels import cpu as fkcpu
 
     out: dict[str, Any] = {}
     for spec in specs or []:
         name, sep, path = spec.partition("=")
+        path, _, isa = path.partition("@")
         if not sep or not name or not path:
-            raise SystemExit(f"--cpu-kernel takes NAME=PATH, got {spec!r}")
-        out[name] = fkcpu.load_library(os.path.abspath(path))
+            raise SystemExit(f"--cpu-kernel takes NAME=PATH or NAME=PATH@ISA, got {spec!r}")
+        path = os.path.abspath(path)
+        if isa:
+            # a private copy: the dynamic loader shares one instance (and its ISA choice) per file
+            copy = os.path.join(tempfile.mkdtemp(prefix="focalkit-bench-"), os.path.basename(path))
+            shutil.copy(path, copy)
+            path = copy
+        lib = fkcpu.load_library(path)
+        if isa:
+            if isa not in fkcpu.ISA_NAMES or not hasattr(lib, "fk_set_cpu_isa"):
+                raise SystemExit(f"--cpu-kernel {spec!r}: no variant {isa!r} in that build")
+            got = fkcpu.ISA_NAMES[lib.fk_set_cpu_isa(fkcpu.ISA_NAMES.index(isa))]
+            if got != isa:
+                raise SystemExit(f"--cpu-kernel {spec!r}: this CPU runs at most {got!r}")
+        out[name] = lib
     return out
 
 
@@ -472,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=None, help="comma list of case-name substrings")
     ap.add_argument("--methods", default=None,
                     help="comma list of method-name substrings to time (the CE baseline always runs)")
-    ap.add_argument("--cpu-kernel", action="append", default=None, metavar="NAME=PATH",
+    ap.add_argument("--cpu-kernel", action="append", default=None, metavar="NAME=PATH[@ISA]",
                     help="also time the fused path with this build of the C kernel (repeatable)")
     ap.add_argument("--json", default=None, help="write the results to this JSON file")
     ap.add_argument("--markdown", default=None, help="write the markdown table to this file")

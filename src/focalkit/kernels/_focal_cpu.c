@@ -19,6 +19,8 @@
  *                      loss_out, grad_out, count, nbad, nthreads)   (nbad: labels outside [0, C])
  *   fk_softmax_labels (x, xcode, y, N, C, inner, alpha_vec, gamma, ignore, ls,
  *                      loss_out, grad_out, count, nbad, nthreads)   (nbad: labels outside [0, C))
+ *   fk_softmax_soft   (x, xcode, t, tcode, N, C, inner, alpha_vec, gamma, ls,
+ *                      loss_out, grad_out, count, nthreads)   (t: class probabilities, x's layout)
  *   fk_cpu_isa() -> the variant in use (0 baseline, 1 AVX2+FMA, 2 AVX-512)
  *   fk_cpu_isa_supported(level) -> whether this build and CPU can run that variant
  *   fk_set_cpu_isa(level) -> use the best variant at most `level` (-1: the best); returns it
@@ -43,7 +45,10 @@
                                    void *, int64_t *, int64_t *, int);                         \
     double fk_softmax_labels_##isa(const void *, int, const int64_t *, int64_t, int64_t,       \
                                    int64_t, const float *, float, int64_t, float, float *,     \
-                                   void *, int64_t *, int64_t *, int);
+                                   void *, int64_t *, int64_t *, int);                         \
+    double fk_softmax_soft_##isa(const void *, int, const void *, int, int64_t, int64_t,       \
+                                 int64_t, const float *, float, float, float *, void *,        \
+                                 int64_t *, int);
 FK_DECLARE(avx2)
 FK_DECLARE(avx512)
 #endif
@@ -56,18 +61,23 @@ typedef double (*fk_sigmoid_labels_fn)(const void *, int, const int64_t *, int64
 typedef double (*fk_softmax_labels_fn)(const void *, int, const int64_t *, int64_t, int64_t,
                                        int64_t, const float *, float, int64_t, float, float *,
                                        void *, int64_t *, int64_t *, int);
+typedef double (*fk_softmax_soft_fn)(const void *, int, const void *, int, int64_t, int64_t,
+                                     int64_t, const float *, float, float, float *, void *,
+                                     int64_t *, int);
 
 typedef struct {
     fk_sigmoid_dense_fn sigmoid_dense;
     fk_sigmoid_labels_fn sigmoid_labels;
     fk_softmax_labels_fn softmax_labels;
+    fk_softmax_soft_fn softmax_soft;
 } fk_variant;
 
 static const fk_variant fk_variants[] = {
-    {fk_sigmoid_dense_base, fk_sigmoid_labels_base, fk_softmax_labels_base},
+    {fk_sigmoid_dense_base, fk_sigmoid_labels_base, fk_softmax_labels_base, fk_softmax_soft_base},
 #ifdef FK_X86_VARIANTS
-    {fk_sigmoid_dense_avx2, fk_sigmoid_labels_avx2, fk_softmax_labels_avx2},
-    {fk_sigmoid_dense_avx512, fk_sigmoid_labels_avx512, fk_softmax_labels_avx512},
+    {fk_sigmoid_dense_avx2, fk_sigmoid_labels_avx2, fk_softmax_labels_avx2, fk_softmax_soft_avx2},
+    {fk_sigmoid_dense_avx512, fk_sigmoid_labels_avx512, fk_softmax_labels_avx512,
+     fk_softmax_soft_avx512},
 #endif
 };
 #define FK_NVARIANTS ((int)(sizeof(fk_variants) / sizeof(fk_variants[0])))
@@ -136,8 +146,15 @@ EXPORT double fk_softmax_labels(const void *x, int xcode, const int64_t *y, int6
                                      grad_out, count, nbad, nthreads);
 }
 
-/* 2: fk_sigmoid_labels reports out-of-range labels (nbad) */
-EXPORT int fk_abi_version(void) { return 2; }
+EXPORT double fk_softmax_soft(const void *x, int xcode, const void *t, int tcode, int64_t N,
+                              int64_t C, int64_t inner, const float *alpha, float gamma, float ls,
+                              float *loss_out, void *grad_out, int64_t *count, int nthreads) {
+    return fk_pick()->softmax_soft(x, xcode, t, tcode, N, C, inner, alpha, gamma, ls, loss_out,
+                                   grad_out, count, nthreads);
+}
+
+/* 2: fk_sigmoid_labels reports out-of-range labels (nbad); 3: fk_softmax_soft */
+EXPORT int fk_abi_version(void) { return 3; }
 
 EXPORT int fk_max_threads(void) {
 #ifdef _OPENMP

@@ -56,6 +56,8 @@
 #define sig_block_for FK_FN(sig_block_for)
 #define softmax_rows FK_FN(softmax_rows)
 #define smooth_tile_class FK_FN(smooth_tile_class)
+#define softmax_maps FK_FN(softmax_maps)
+#define softmax_call FK_FN(softmax_call)
 #define fk_flush2 FK_FN(fk_flush2)
 
 /* Reductions vectorize without -ffast-math's reassociation through OpenMP's simd reductions. */
@@ -415,7 +417,7 @@ double FK_FN(fk_sigmoid_labels)(const void *x, int xcode, const int64_t *y, int6
     return total;
 }
 
-/* ---------------------------------------------------------------- softmax, class indices */
+/* ---------------------------------------------------------------- softmax */
 /* Log-sum-exp, per position: with m = max_c x_c, z_c = x_c - m (exact), the terms e_c = exp(z_c)
  * are split into the maximal ones (z_c == 0, counted: neq) and the tail (their sum), and
  *     log p_c = z_c - log1p(tail + (neq - 1)),   p_c = e_c / (neq + tail).
@@ -442,22 +444,35 @@ static inline void fk_flush2(double *restrict a, float *restrict fa, double *res
     }
 }
 
-/* (N, C) rows: the classes are contiguous, so each row is one vectorized pass per step.
- * alpha is never NULL here (fk_softmax_labels passes ones). */
-static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N, int64_t C,
-                           const float *alpha, float gamma, int64_t ignore, float ls,
-                           float *loss_out, void *grad_out, int64_t *count, int64_t *nbad,
-                           int nthreads) {
+/* The targets of a softmax call: class indices y (int64, `ignore` drops a position) or class
+ * probabilities t of the logits' layout (float32, tcode 0, or bfloat16, tcode 1; y is NULL). */
+typedef struct {
+    const int64_t *y;
+    int64_t ignore;
+    const void *t;
+    int tcode;
+} fk_softmax_targets;
+
+/* (N, C) rows: the classes are contiguous, so each row is one vectorized pass per step. alpha is
+ * never NULL here (softmax_call passes ones). The full-distribution loop (label smoothing, soft
+ * targets) reads the row's target distribution from `tr`: the soft targets themselves (float32,
+ * read in place), their float32 copy (bfloat16), or a one-hot row of the label, kept zero between
+ * rows; w_c = alpha_c (tr_c (1 - ls) + ls / C). */
+static double softmax_rows(const void *x, int xcode, const fk_softmax_targets *tg, int64_t N,
+                           int64_t C, const float *alpha, float gamma, float ls, float *loss_out,
+                           void *grad_out, int64_t *count, int64_t *nbad, int nthreads) {
     const int gkind = fk_gamma_kind(gamma);
     const float lsc = ls / (float)C, lsy = 1.0f - ls;
+    const int soft = tg->y == NULL;
     double total = 0.0; int64_t ctotal = 0, bad = 0;
     int nt = fk_threads_for(N * C, nthreads);
     double *part = (double *)malloc(sizeof(double) * (size_t)(N + 1));
 #pragma omp parallel num_threads(nt) reduction(+ : ctotal, bad)
     {
         /* float32 rows are read and written in place; bfloat16 ones through xbuf / gbuf */
-        float *xbuf = (float *)malloc(sizeof(float) * (size_t)(4 * C + 1));
-        float *ex = xbuf + C, *gbuf = xbuf + 2 * C, *wh = xbuf + 3 * C;
+        float *xbuf = (float *)malloc(sizeof(float) * (size_t)(5 * C + 1));
+        float *ex = xbuf + C, *gbuf = xbuf + 2 * C, *wh = xbuf + 3 * C, *tbuf = xbuf + 4 * C;
+        for (int64_t c = 0; c < C; c++) tbuf[c] = 0.0f;
 #pragma omp for schedule(dynamic, 32)
         for (int64_t n = 0; n < N; n++) {
             const float *xs = xbuf;
@@ -484,15 +499,20 @@ static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N
             const float tail = (float)tail_d, neq = (float)neq_d;
             const float lse = fk_log1p(tail + (neq - 1.0f)); /* neq - 1 first: exact */
             const float inv = 1.0f / (neq + tail);
-            int64_t yk = y[n];
-            int valid = yk != ignore, inrange = yk >= 0 && yk < C;
-            bad += valid && !inrange;
-            valid = valid && inrange;
+            int64_t yk = -1;
+            int valid = 1;
+            if (!soft) {
+                yk = tg->y[n];
+                int inrange = yk >= 0 && yk < C;
+                valid = yk != tg->ignore;
+                bad += valid && !inrange;
+                valid = valid && inrange;
+            }
             ctotal += valid;
             float l = 0.0f;
             if (!valid) {
                 for (int64_t c = 0; c < C; c++) gs[c] = 0.0f;
-            } else if (ls == 0.0f) {
+            } else if (!soft && ls == 0.0f) {
                 float lp = (xs[yk] - mx) - lse;
                 float py = ex[yk] * inv;
                 float om = fk_one_minus_p(lp, py);
@@ -503,6 +523,10 @@ static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N
                 for (int64_t c = 0; c < C; c++) gs[c] = -coef * (ex[c] * inv);
                 gs[yk] = coef * om; /* coef (1 - p_y), 1 - p_y without cancellation */
             } else {
+                const float *tr = tbuf;
+                if (!soft) tbuf[yk] = 1.0f;
+                else if (tg->tcode == 0) tr = (const float *)tg->t + n * C;
+                else fk_load_block(tg->t, tg->tcode, n * C, C, tbuf);
                 double ssum_d = 0.0, lsum_d = 0.0;
                 for (int64_t c0 = 0; c0 < C; c0 += FK_SUMBLK) {
                     const int64_t c1 = c0 + FK_SUMBLK < C ? c0 + FK_SUMBLK : C;
@@ -512,7 +536,7 @@ static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N
                         float lp = (xs[c] - mx) - lse;
                         float p = ex[c] * inv;
                         float om = fk_one_minus_p(lp, p);
-                        float w = alpha[c] * ((c == yk ? lsy : 0.0f) + lsc);
+                        float w = alpha[c] * (tr[c] * lsy + lsc);
                         float mod = fk_pow_mod(om, gamma, gkind);
                         float h = fk_softmax_h(lp, p, om, mod, gamma, gkind);
                         lb += w > 0.0f ? w * mod * lp : 0.0f; /* 0 log 0 := 0 for a zero weight */
@@ -521,6 +545,7 @@ static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N
                     }
                     ssum_d += sb; lsum_d += lb;
                 }
+                if (!soft) tbuf[yk] = 0.0f;
                 const float ssum = (float)ssum_d;
                 l = (float)-lsum_d;
                 for (int64_t c = 0; c < C; c++) gs[c] = wh[c] - (ex[c] * inv) * ssum;
@@ -538,20 +563,20 @@ static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N
     return total;
 }
 
-/* One class c of a tile of B positions with label smoothing (or soft targets): the loss terms and
- * w_c h_c. Always inlined with a constant gkind, so that each copy of the loop vectorizes. */
+/* One class c of a tile of B positions with label smoothing or soft targets: the loss terms and
+ * w_c h_c, w_c = alpha_c (t_c (1 - ls) + ls / C) (0 at ignored positions, yy < 0). Always inlined
+ * with a constant gkind, so that each copy of the loop vectorizes. */
 FK_ALWAYS_INLINE void smooth_tile_class(const float *restrict xr, const float *restrict er,
-                                        const float *restrict mx, const float *restrict lse,
-                                        const float *restrict inv, const int64_t *restrict yy,
-                                        int64_t c, float ac, float lsy, float lsc, float gamma,
-                                        int gkind, float *restrict lsum, float *restrict ssum,
-                                        float *restrict whr, int64_t B) {
+                                        const float *restrict tr, const float *restrict mx,
+                                        const float *restrict lse, const float *restrict inv,
+                                        const int64_t *restrict yy, float ac, float lsy, float lsc,
+                                        float gamma, int gkind, float *restrict lsum,
+                                        float *restrict ssum, float *restrict whr, int64_t B) {
     for (int64_t k = 0; k < B; k++) {
         float lp = (xr[k] - mx[k]) - lse[k];
         float p = er[k] * inv[k];
         float om = fk_one_minus_p(lp, p);
-        float tc = (yy[k] == c ? lsy : 0.0f) + lsc;
-        float w = yy[k] < 0 ? 0.0f : ac * tc;
+        float w = yy[k] < 0 ? 0.0f : ac * (tr[k] * lsy + lsc);
         float mod = fk_pow_mod(om, gamma, gkind);
         float h = fk_softmax_h(lp, p, om, mod, gamma, gkind);
         float whc = w > 0.0f ? w * h : 0.0f;
@@ -561,24 +586,14 @@ FK_ALWAYS_INLINE void smooth_tile_class(const float *restrict xr, const float *r
     }
 }
 
-double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int64_t N, int64_t C,
-                                int64_t inner, const float *alpha, float gamma, int64_t ignore,
-                                float ls, float *loss_out, void *grad_out, int64_t *count,
-                                int64_t *nbad, int nthreads) {
+/* (N, C, inner) maps: tiles of up to TILE positions along inner, so that the C strided rows of a
+ * tile stay in cache. */
+static double softmax_maps(const void *x, int xcode, const fk_softmax_targets *tg, int64_t N,
+                           int64_t C, int64_t inner, const float *alpha, float gamma, float ls,
+                           float *loss_out, void *grad_out, int64_t *count, int64_t *nbad,
+                           int nthreads) {
     const int gkind = fk_gamma_kind(gamma);
-    if (inner == 1) {
-        /* alpha always present in the row loops: a vectorized `alpha ? alpha[c] : 1` becomes a
-         * masked load from NULL, which AMD CPUs execute through a slow microcode assist */
-        float *ones = NULL;
-        if (!alpha) {
-            ones = (float *)malloc(sizeof(float) * (size_t)(C + 1));
-            for (int64_t c = 0; c < C; c++) ones[c] = 1.0f;
-        }
-        double r = softmax_rows(x, xcode, y, N, C, alpha ? alpha : ones, gamma, ignore, ls,
-                                loss_out, grad_out, count, nbad, nthreads);
-        free(ones);
-        return r;
-    }
+    const int soft = tg->y == NULL, full = soft || ls > 0.0f;
     const int64_t ntile = (inner + TILE - 1) / TILE;
     const int64_t units = N * ntile;
     double total = 0.0; int64_t ctotal = 0, bad = 0;
@@ -591,19 +606,19 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
         float ssum[TILE], lsum[TILE];
         double acc1[TILE], acc2[TILE]; /* the float sums above, flushed every FK_SUMBLK classes */
         int64_t yy[TILE];
-        float *wh = NULL;
-        if (ls > 0.0f) wh = (float *)malloc(sizeof(float) * (size_t)C * TILE);
         /* the tile's logits as float32 (xt) and exp(x - max) (ex), reused by every step: one
-         * exp per element, not two; gt holds the gradient before a bfloat16 store */
-        float *xt = (float *)malloc(sizeof(float) * (size_t)C * TILE * 3);
+         * exp per element, not two; gt holds the gradient before a bfloat16 store; with the full
+         * distribution, wh holds w_c h_c and tt the targets (soft, or one-hot rows, kept zero) */
+        float *xt = (float *)malloc(sizeof(float) * (size_t)C * TILE * (full ? 5 : 3));
         float *ex = xt + C * TILE, *gt = ex + C * TILE;
+        float *wh = full ? gt + C * TILE : NULL, *tt = full ? wh + C * TILE : NULL;
+        if (full) for (int64_t i = 0; i < C * TILE; i++) tt[i] = 0.0f;
 #pragma omp for schedule(dynamic, 4)
         for (int64_t u = 0; u < units; u++) {
             int64_t nn = u / ntile, tile = u % ntile;
             int64_t i0 = tile * TILE, i1 = i0 + TILE < inner ? i0 + TILE : inner;
             int64_t B = i1 - i0;
             int64_t xb = nn * C * inner + i0; /* element (nn, c, i0 + k) at xb + c * inner + k */
-            const int64_t *yr = y + nn * inner + i0;
             for (int64_t c = 0; c < C; c++) fk_load_block(x, xcode, xb + c * inner, B, xt + c * TILE);
             for (int64_t k = 0; k < B; k++) {
                 mx[k] = xt[k]; tail[k] = 0.0f; neq[k] = 0.0f; acc1[k] = 0.0; acc2[k] = 0.0;
@@ -630,16 +645,22 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
                 inv[k] = 1.0f / (neq[k] + tail[k]);
             }
             double s = 0.0; int64_t cnt = 0;
-            for (int64_t k = 0; k < B; k++) {
-                int64_t yk = yr[k];
-                int valid = yk != ignore;
-                int inrange = yk >= 0 && yk < C;
-                bad += valid && !inrange; /* out-of-range labels: reported, treated as ignored */
-                valid = valid && inrange;
-                yy[k] = valid ? yk : -1;
-                cnt += valid;
+            if (soft) {
+                for (int64_t k = 0; k < B; k++) yy[k] = 0;
+                cnt = B;
+            } else {
+                const int64_t *yr = tg->y + nn * inner + i0;
+                for (int64_t k = 0; k < B; k++) {
+                    int64_t yk = yr[k];
+                    int valid = yk != tg->ignore;
+                    int inrange = yk >= 0 && yk < C;
+                    bad += valid && !inrange; /* out-of-range labels: reported, treated as ignored */
+                    valid = valid && inrange;
+                    yy[k] = valid ? yk : -1;
+                    cnt += valid;
+                }
             }
-            if (ls == 0.0f) {
+            if (!full) {
                 /* Hard labels: only the target class enters the loss. */
                 for (int64_t k = 0; k < B; k++) {
                     coef[k] = 0.0f; cy[k] = 0.0f;
@@ -648,7 +669,7 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
                     float lp = (xt[yk * TILE + k] - mx[k]) - lse[k];
                     float py = ex[yk * TILE + k] * inv[k];
                     float om = fk_one_minus_p(lp, py);
-                    float w = alpha ? alpha[yk] : 1.0f;
+                    float w = alpha[yk];
                     float mod = fk_pow_mod(om, gamma, gkind);
                     float l = -w * mod * lp;
                     coef[k] = w * fk_softmax_h(lp, py, om, mod, gamma, gkind);
@@ -670,21 +691,30 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
                     }
                 }
             } else {
-                /* Label smoothing: every class has weight w_c = alpha_c * t_c. */
+                /* Label smoothing or soft targets: every class has weight w_c = alpha_c t_c. */
+                if (soft) {
+                    for (int64_t c = 0; c < C; c++)
+                        fk_load_block(tg->t, tg->tcode, xb + c * inner, B, tt + c * TILE);
+                } else {
+                    for (int64_t k = 0; k < B; k++) if (yy[k] >= 0) tt[yy[k] * TILE + k] = 1.0f;
+                }
                 for (int64_t k = 0; k < B; k++) {
                     ssum[k] = 0.0f; lsum[k] = 0.0f; acc1[k] = 0.0; acc2[k] = 0.0;
                 }
                 for (int64_t c = 0; c < C; c++) {
-                    float ac = alpha ? alpha[c] : 1.0f;
-                    const float *xr = xt + c * TILE, *er = ex + c * TILE;
+                    const float ac = alpha[c];
+                    const float *xr = xt + c * TILE, *er = ex + c * TILE, *tr = tt + c * TILE;
                     float *whr = wh + c * TILE;
                     switch (gkind) { /* one vectorized copy of the loop per kind of gamma */
-                    case 0: smooth_tile_class(xr, er, mx, lse, inv, yy, c, ac, lsy, lsc, gamma, 0, lsum, ssum, whr, B); break;
-                    case 1: smooth_tile_class(xr, er, mx, lse, inv, yy, c, ac, lsy, lsc, gamma, 1, lsum, ssum, whr, B); break;
-                    case 2: smooth_tile_class(xr, er, mx, lse, inv, yy, c, ac, lsy, lsc, gamma, 2, lsum, ssum, whr, B); break;
-                    default: smooth_tile_class(xr, er, mx, lse, inv, yy, c, ac, lsy, lsc, gamma, 3, lsum, ssum, whr, B);
+                    case 0: smooth_tile_class(xr, er, tr, mx, lse, inv, yy, ac, lsy, lsc, gamma, 0, lsum, ssum, whr, B); break;
+                    case 1: smooth_tile_class(xr, er, tr, mx, lse, inv, yy, ac, lsy, lsc, gamma, 1, lsum, ssum, whr, B); break;
+                    case 2: smooth_tile_class(xr, er, tr, mx, lse, inv, yy, ac, lsy, lsc, gamma, 2, lsum, ssum, whr, B); break;
+                    default: smooth_tile_class(xr, er, tr, mx, lse, inv, yy, ac, lsy, lsc, gamma, 3, lsum, ssum, whr, B);
                     }
                     if (c % FK_SUMBLK == FK_SUMBLK - 1 || c == C - 1) fk_flush2(acc1, ssum, acc2, lsum, B);
+                }
+                if (!soft) {
+                    for (int64_t k = 0; k < B; k++) if (yy[k] >= 0) tt[yy[k] * TILE + k] = 0.0f;
                 }
                 for (int64_t k = 0; k < B; k++) {
                     ssum[k] = (float)acc1[k]; lsum[k] = (float)acc2[k];
@@ -706,7 +736,6 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
             }
             part[u] = s; ctotal += cnt;
         }
-        free(wh);
         free(xt);
     }
     for (int64_t u = 0; u < units; u++) total += part[u];
@@ -714,4 +743,46 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
     *count = ctotal;
     *nbad = bad;
     return total;
+}
+
+static double softmax_call(const void *x, int xcode, const fk_softmax_targets *tg, int64_t N,
+                           int64_t C, int64_t inner, const float *alpha, float gamma, float ls,
+                           float *loss_out, void *grad_out, int64_t *count, int64_t *nbad,
+                           int nthreads) {
+    /* alpha always present in the loops: a vectorized `alpha ? alpha[c] : 1` becomes a masked
+     * load from NULL, which AMD CPUs execute through a slow microcode assist */
+    float *ones = NULL;
+    if (!alpha) {
+        ones = (float *)malloc(sizeof(float) * (size_t)(C + 1));
+        for (int64_t c = 0; c < C; c++) ones[c] = 1.0f;
+        alpha = ones;
+    }
+    double r = inner == 1
+        ? softmax_rows(x, xcode, tg, N, C, alpha, gamma, ls, loss_out, grad_out, count, nbad, nthreads)
+        : softmax_maps(x, xcode, tg, N, C, inner, alpha, gamma, ls, loss_out, grad_out, count, nbad,
+                       nthreads);
+    free(ones);
+    return r;
+}
+
+/* Class indices y (N, inner) int64; labels outside [0, C) that are not `ignore` are counted in
+ * *nbad and treated as ignored. */
+double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int64_t N, int64_t C,
+                                int64_t inner, const float *alpha, float gamma, int64_t ignore,
+                                float ls, float *loss_out, void *grad_out, int64_t *count,
+                                int64_t *nbad, int nthreads) {
+    fk_softmax_targets tg = {y, ignore, NULL, 0};
+    return softmax_call(x, xcode, &tg, N, C, inner, alpha, gamma, ls, loss_out, grad_out, count,
+                        nbad, nthreads);
+}
+
+/* Class probabilities t of x's layout (N, C, inner), float32 (tcode 0) or bfloat16 (tcode 1);
+ * label smoothing gives t (1 - ls) + ls / C, as F.cross_entropy. Every position counts. */
+double FK_FN(fk_softmax_soft)(const void *x, int xcode, const void *t, int tcode, int64_t N,
+                              int64_t C, int64_t inner, const float *alpha, float gamma, float ls,
+                              float *loss_out, void *grad_out, int64_t *count, int nthreads) {
+    fk_softmax_targets tg = {NULL, 0, t, tcode};
+    int64_t nbad = 0;
+    return softmax_call(x, xcode, &tg, N, C, inner, alpha, gamma, ls, loss_out, grad_out, count,
+                        &nbad, nthreads);
 }

@@ -57,7 +57,7 @@ __all__ = ["available", "isa", "load_error", "load_library", "sigmoid_focal_fwd"
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _FLOAT_CODES = {torch.float32: 0, torch.bfloat16: 1}
 #: The C functions' signatures this module declares (``fk_abi_version`` of the build).
-ABI_VERSION = 2
+ABI_VERSION = 3
 #: The kernel variants, by the level ``fk_cpu_isa`` reports.
 ISA_NAMES = ("baseline", "avx2", "avx512")
 _INT64 = (-(2**63), 2**63 - 1)
@@ -112,6 +112,9 @@ def load_library(path: str) -> Any:
     lib.fk_softmax_labels.restype = _d
     lib.fk_softmax_labels.argtypes = [
         _vp, _i, _vp, _i64, _i64, _i64, _vp, _f, _i64, _f, _vp, _vp, _i64p, _i64p, _i]
+    lib.fk_softmax_soft.restype = _d
+    lib.fk_softmax_soft.argtypes = [
+        _vp, _i, _vp, _i, _i64, _i64, _i64, _vp, _f, _f, _vp, _vp, _i64p, _i]
     if hasattr(lib, "fk_set_cpu_isa"):  # builds without per-CPU variants have none
         lib.fk_set_cpu_isa.restype = _i
         lib.fk_set_cpu_isa.argtypes = [_i]
@@ -374,9 +377,12 @@ def softmax_focal_fwd(
             softmax runs over C in place, without a transpose copy.
         targets: integer class indices (N, d1, ..., dk); positions equal to ``ignore_index`` are
             ignored; any integer dtype (compared in int64, so a uint8 label never wraps onto
-            ``ignore_index``). Labels outside [0, C) raise ``ValueError``.
+            ``ignore_index``). Labels outside [0, C) raise ``ValueError``. Or class probabilities
+            (mixup, cutmix, distillation): a floating-point tensor of x's shape, read in place when
+            float32 or bfloat16 (other float dtypes are converted to float32); ``ignore_index``
+            does not apply and every position counts.
         alpha: None or (C,) non-negative class weights. gamma: >= 0.
-        label_smoothing: as ``F.cross_entropy``: t = (1 - ls) onehot + ls / C.
+        label_smoothing: as ``F.cross_entropy``: t -> (1 - ls) t + ls / C (t one-hot for labels).
         reduce / compute_grad: as :func:`sigmoid_focal_fwd`.
 
     Returns:
@@ -390,11 +396,18 @@ def softmax_focal_fwd(
     n, c = xc.shape[0], xc.shape[1]
     inner = xc.numel() // max(n * c, 1)
     pos_shape = xc.shape[:1] + xc.shape[2:]
-    if tuple(targets.shape) != tuple(pos_shape):
+    soft = targets.is_floating_point()
+    if soft:
+        if tuple(targets.shape) != tuple(xc.shape):
+            raise ValueError(
+                f"class-probability targets must have x's shape {tuple(xc.shape)}, got {tuple(targets.shape)}"
+            )
+        tcode = 1 if targets.dtype == torch.bfloat16 else 0
+        y = targets.contiguous() if tcode else targets.to(torch.float32).contiguous()
+    elif tuple(targets.shape) != tuple(pos_shape):
         raise ValueError(f"targets must have shape {tuple(pos_shape)}, got {tuple(targets.shape)}")
-    if targets.is_floating_point():
-        raise TypeError("the CPU kernel takes integer class indices (use the eager path for soft targets)")
-    y = _labels_int64(targets, ignore_index)
+    else:
+        y = _labels_int64(targets, ignore_index)
     a = None
     if alpha is not None:
         a = torch.as_tensor(alpha, dtype=torch.float32).contiguous()
@@ -403,7 +416,12 @@ def softmax_focal_fwd(
     loss_buf = None if reduce else torch.empty(pos_shape, dtype=torch.float32)
     grad = _pool.get(xc.shape, xc.dtype) if compute_grad else None
     count, nbad = ctypes.c_int64(0), ctypes.c_int64(0)
-    if n * c * inner > 0:
+    if n * c * inner > 0 and soft:
+        total = lib.fk_softmax_soft(
+            xc.data_ptr(), code, y.data_ptr(), tcode, n, c, inner, _ptr(a), float(gamma),
+            float(label_smoothing), _ptr(loss_buf), _ptr(grad), ctypes.byref(count), _nthreads(),
+        )  # fmt: skip
+    elif n * c * inner > 0:
         total = lib.fk_softmax_labels(
             xc.data_ptr(), code, y.data_ptr(), n, c, inner, _ptr(a), float(gamma), int(ignore_index),
             float(label_smoothing), _ptr(loss_buf), _ptr(grad), ctypes.byref(count),

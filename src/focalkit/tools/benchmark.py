@@ -178,12 +178,16 @@ def _cases(quick: bool) -> dict[str, dict[str, Any]]:
             "detection labels": dict(kind="sigmoid_labels", shape=(2 * 500, 80)),
             "segmentation": dict(kind="softmax", shape=(2, 19, 32, 64)),
             "classification": dict(kind="softmax", shape=(64, 1000)),
+            "mixup 64x1000": dict(kind="softmax_soft", shape=(64, 1000)),
+            "mixup 2x19x32x64": dict(kind="softmax_soft", shape=(2, 19, 32, 64)),
         }
     return {
         "detection dense": dict(kind="sigmoid", shape=(4, 30000, 80)),
         "detection labels": dict(kind="sigmoid_labels", shape=(4 * 30000, 80)),
         "segmentation": dict(kind="softmax", shape=(4, 19, 256, 512)),
         "classification": dict(kind="softmax", shape=(256, 1000)),
+        "mixup 256x1000": dict(kind="softmax_soft", shape=(256, 1000)),
+        "mixup 4x19x256x512": dict(kind="softmax_soft", shape=(4, 19, 256, 512)),
     }
 
 
@@ -244,6 +248,28 @@ def _methods(case: dict[str, Any], x: torch.Tensor, device, peers, compile_peers
             sf = peers["smp"].FocalLoss("multilabel", alpha=ALPHA, gamma=GAMMA)
             m["segmentation_models_pytorch"] = (lambda x: sf(x, t), "")
         m["CE baseline: BCE-with-logits"] = (lambda x: F.binary_cross_entropy_with_logits(x, t), "baseline")
+    elif kind == "softmax_soft":
+        # mixup: a per-sample convex combination of two one-hot targets (soft at every position)
+        n, c = x.shape[0], x.shape[1]
+        shp = (n,) + tuple(x.shape[2:])
+        lam = torch.rand((n,) + (1,) * (x.dim() - 1), generator=g)
+        onehot = lambda: F.one_hot(torch.randint(0, c, shp, generator=g), c).movedim(-1, 1).float()  # noqa: E731
+        t = (lam * onehot() + (1 - lam) * onehot()).to(device=device, dtype=x.dtype)
+        for b in _backend_methods(device):
+            m[f"focalkit {b}"] = (
+                (lambda x, b=b: _with_backend(b, fk.softmax_focal_loss, x, t, gamma=GAMMA)), "",
+            )  # fmt: skip
+        if "fused" in fk.available_backends():
+            m["focalkit fused, validate_args=False"] = (
+                (lambda x: _with_backend("fused", fk.softmax_focal_loss, x, t, gamma=GAMMA, validate_args=False)),
+                "no target-value checks",
+            )  # fmt: skip
+        for kname, lib in (extra_libs or {}).items():
+            m[f"focalkit fused [{kname}]"] = (
+                (lambda x, lib=lib: _with_cpu_lib(lib, fk.softmax_focal_loss, x, t, gamma=GAMMA)),
+                "C kernel build " + kname,
+            )  # fmt: skip
+        m["CE baseline: cross_entropy"] = (lambda x: F.cross_entropy(x, t), "baseline")
     else:
         n, c = x.shape[0], x.shape[1]
         shp = (n,) + tuple(x.shape[2:])

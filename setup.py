@@ -15,8 +15,10 @@ Floating point: no ``-ffast-math``. NaN and infinities must propagate as in PyTo
 (fast-math's finite-only assumption drops them) and the evaluation order is the one written (no
 reassociation). The reductions vectorize through OpenMP ``simd`` reductions and exp/log are the
 kernels' own branch-free polynomials, so the loops vectorize without it; ``-fno-math-errno
--fno-trapping-math`` let the compiler if-convert and inline, ``-ffp-contract=fast`` lets the FMA
-variants fuse multiply-adds (``-std=c99`` alone would turn that off).
+-fno-trapping-math`` let the compiler if-convert and inline. No multiply-add contraction
+(``-ffp-contract=off``): the variants with FMA fuse the polynomials' steps explicitly, so the
+scalar and vector copies of a loop round alike and an element's result does not depend on where
+it falls in a block (or on how a batch is split, as in data-parallel training).
 
 Environment knobs: ``FOCALKIT_NO_EXT=1`` skips the build; ``FOCALKIT_CPU_FLAGS`` adds compiler flags
 (e.g. ``-march=native`` for a build that only has to run on this machine).
@@ -47,7 +49,7 @@ class _BuildExt(build_ext):
             else:
                 ext.extra_compile_args = [
                     "-O3", "-fopenmp", "-std=c99", "-fno-math-errno", "-fno-trapping-math",
-                    "-ffp-contract=fast",
+                    "-ffp-contract=off",
                 ] + _extra_flags()  # fmt: skip
                 ext.extra_link_args = ["-fopenmp"]
         super().build_extensions()

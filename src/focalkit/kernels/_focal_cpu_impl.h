@@ -9,8 +9,9 @@
  * without reassociation, so the evaluation order is the one written here; reductions vectorize
  * through OpenMP simd reductions. exp/log are our own branch-free polynomials (below): the loops
  * vectorize on any libc (no libmvec symbol of a newer glibc is needed at run time) and NaN and
- * +-inf propagate as in IEEE arithmetic. The variants with FMA contract a * b + c into one
- * rounding (-ffp-contract=fast), so their results differ from the baseline's by float32 rounding.
+ * +-inf propagate as in IEEE arithmetic. No contraction (-ffp-contract=off): the variants with FMA
+ * fuse the polynomial steps explicitly (FK_MADD), so their results differ from the baseline's by
+ * float32 rounding, and within a variant an element's result never depends on its position.
  */
 #include <math.h>
 #include <stdint.h>
@@ -56,6 +57,7 @@
 #define sig_block_for FK_FN(sig_block_for)
 #define softmax_rows FK_FN(softmax_rows)
 #define smooth_tile_class FK_FN(smooth_tile_class)
+#define smooth_row_block FK_FN(smooth_row_block)
 #define softmax_maps FK_FN(softmax_maps)
 #define softmax_call FK_FN(softmax_call)
 #define fk_flush2 FK_FN(fk_flush2)
@@ -76,6 +78,15 @@
 #define FK_ALWAYS_INLINE static inline
 #endif
 
+/* a * b + c: one fused rounding where the variant has FMA (an explicit fmaf, so the scalar and the
+ * vectorized copies of a loop round alike: no -ffp-contract, whose choices may differ between
+ * them and make an element's result depend on where it falls in a block), two roundings else. */
+#if defined(__FMA__) || defined(__FMA4__) || defined(__aarch64__)
+#define FK_MADD(a, b, c) __builtin_fmaf((a), (b), (c))
+#else
+#define FK_MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
 /* ---------------------------------------------------------------- scalar math, vectorizable */
 
 typedef union { float f; uint32_t u; } fk_bits;
@@ -92,14 +103,14 @@ static inline float fk_exp_neg(float x) {
     int32_t n = (int32_t)(xc * 1.44269504088896341f + 256.5f) - 256;
     float nf = (float)n;
     float r = xc - nf * 0.693359375f; /* exact product: nf has <= 8 bits, the constant 9 */
-    r = r - nf * -2.12194440e-4f;
+    r = FK_MADD(nf, 2.12194440e-4f, r); /* r - nf * (-2.12e-4) */
     float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
+    p = FK_MADD(p, r, 1.3981999507e-3f);
+    p = FK_MADD(p, r, 8.3334519073e-3f);
+    p = FK_MADD(p, r, 4.1665795894e-2f);
+    p = FK_MADD(p, r, 1.6666665459e-1f);
+    p = FK_MADD(p, r, 5.0000001201e-1f);
+    p = FK_MADD(p, r * r, r) + 1.0f;
     int32_t n1 = n >> 1, n2 = n - n1; /* n in [-150, 0]: both halves in [-75, 0] */
     float s1 = fk_from_bits((uint32_t)(n1 + 127) << 23);
     float s2 = fk_from_bits((uint32_t)(n2 + 127) << 23);
@@ -120,14 +131,14 @@ static inline float fk_log(float x) {
     float f = lo ? (m + m) - 1.0f : m - 1.0f; /* [sqrt(1/2) - 1, sqrt(2) - 1) */
     float z = f * f;
     float y = 7.0376836292e-2f;
-    y = y * f - 1.1514610310e-1f;
-    y = y * f + 1.1676998740e-1f;
-    y = y * f - 1.2420140846e-1f;
-    y = y * f + 1.4249322787e-1f;
-    y = y * f - 1.6668057665e-1f;
-    y = y * f + 2.0000714765e-1f;
-    y = y * f - 2.4999993993e-1f;
-    y = y * f + 3.3333331174e-1f;
+    y = FK_MADD(y, f, -1.1514610310e-1f);
+    y = FK_MADD(y, f, 1.1676998740e-1f);
+    y = FK_MADD(y, f, -1.2420140846e-1f);
+    y = FK_MADD(y, f, 1.4249322787e-1f);
+    y = FK_MADD(y, f, -1.6668057665e-1f);
+    y = FK_MADD(y, f, 2.0000714765e-1f);
+    y = FK_MADD(y, f, -2.4999993993e-1f);
+    y = FK_MADD(y, f, 3.3333331174e-1f);
     y = y * f * z;
     float ef = (float)e;
     y = y + ef * -2.12194440e-4f;
@@ -151,15 +162,15 @@ static inline float fk_log1p(float v) {
  * rounding), so the relative accuracy holds down to e = 0. NaN -> NaN. */
 static inline float fk_log1p_unit(float e) {
     float p = -3.2440342474728823e-3f;
-    p = p * e + 1.9851503893733025e-2f;
-    p = p * e - 5.6959610432386400e-2f;
-    p = p * e + 1.0603662580251694e-1f;
-    p = p * e - 1.5305596590042114e-1f;
-    p = p * e + 1.9675940275192260e-1f;
-    p = p * e - 2.4954134225845337e-1f;
-    p = p * e + 3.3329963684082031e-1f;
-    p = p * e - 4.9999901652336120e-1f;
-    p = p * e + 1.0f;
+    p = FK_MADD(p, e, 1.9851503893733025e-2f);
+    p = FK_MADD(p, e, -5.6959610432386400e-2f);
+    p = FK_MADD(p, e, 1.0603662580251694e-1f);
+    p = FK_MADD(p, e, -1.5305596590042114e-1f);
+    p = FK_MADD(p, e, 1.9675940275192260e-1f);
+    p = FK_MADD(p, e, -2.4954134225845337e-1f);
+    p = FK_MADD(p, e, 3.3329963684082031e-1f);
+    p = FK_MADD(p, e, -4.9999901652336120e-1f);
+    p = FK_MADD(p, e, 1.0f);
     return e * p;
 }
 
@@ -167,13 +178,13 @@ static inline float fk_log1p_unit(float e) {
  * series (degree 8, relative error < 2e-8) for lp >= -0.5; below, 1 - p has no cancellation. */
 static inline float fk_one_minus_p(float lp, float p) {
     float q = 1.0f / 40320;
-    q = q * lp + 1.0f / 5040;
-    q = q * lp + 1.0f / 720;
-    q = q * lp + 1.0f / 120;
-    q = q * lp + 1.0f / 24;
-    q = q * lp + 1.0f / 6;
-    q = q * lp + 1.0f / 2;
-    q = q * lp + 1.0f;
+    q = FK_MADD(q, lp, 1.0f / 5040);
+    q = FK_MADD(q, lp, 1.0f / 720);
+    q = FK_MADD(q, lp, 1.0f / 120);
+    q = FK_MADD(q, lp, 1.0f / 24);
+    q = FK_MADD(q, lp, 1.0f / 6);
+    q = FK_MADD(q, lp, 1.0f / 2);
+    q = FK_MADD(q, lp, 1.0f);
     return lp < -0.5f ? 1.0f - p : -(q * lp);
 }
 
@@ -453,6 +464,32 @@ typedef struct {
     int tcode;
 } fk_softmax_targets;
 
+/* Classes [c0, c1) of one row with the full target distribution: w_c h_c into wh, and the block's
+ * sums of w_c h_c and of the loss terms w_c om_c^gamma log p_c into sl[0], sl[1]. Always inlined with
+ * a constant gkind, so that each copy of the loop vectorizes. */
+FK_ALWAYS_INLINE void smooth_row_block(const float *restrict xs, const float *restrict ex,
+                                       const float *restrict tr, const float *restrict alpha,
+                                       float *restrict wh, int64_t c0, int64_t c1, float mx,
+                                       float lse, float inv, float lsy, float lsc, float gamma,
+                                       int gkind, float *restrict sl) {
+    float sb = 0.0f, lb = 0.0f;
+    FK_SIMD_SUM(sb, lb)
+    for (int64_t c = c0; c < c1; c++) {
+        float lp = (xs[c] - mx) - lse;
+        float p = ex[c] * inv;
+        float om = fk_one_minus_p(lp, p);
+        float w = alpha[c] * (tr[c] * lsy + lsc);
+        float mod = fk_pow_mod(om, gamma, gkind);
+        float h = fk_softmax_h(lp, p, om, mod, gamma, gkind);
+        float whc = w > 0.0f ? w * h : 0.0f;
+        lb += w > 0.0f ? w * mod * lp : 0.0f; /* 0 log 0 := 0 for a zero weight */
+        wh[c] = whc;
+        sb += whc;
+    }
+    sl[0] = sb;
+    sl[1] = lb;
+}
+
 /* (N, C) rows: the classes are contiguous, so each row is one vectorized pass per step. alpha is
  * never NULL here (softmax_call passes ones). The full-distribution loop (label smoothing, soft
  * targets) reads the row's target distribution from `tr`: the soft targets themselves (float32,
@@ -530,20 +567,14 @@ static double softmax_rows(const void *x, int xcode, const fk_softmax_targets *t
                 double ssum_d = 0.0, lsum_d = 0.0;
                 for (int64_t c0 = 0; c0 < C; c0 += FK_SUMBLK) {
                     const int64_t c1 = c0 + FK_SUMBLK < C ? c0 + FK_SUMBLK : C;
-                    float sb = 0.0f, lb = 0.0f;
-                    FK_SIMD_SUM(sb, lb)
-                    for (int64_t c = c0; c < c1; c++) {
-                        float lp = (xs[c] - mx) - lse;
-                        float p = ex[c] * inv;
-                        float om = fk_one_minus_p(lp, p);
-                        float w = alpha[c] * (tr[c] * lsy + lsc);
-                        float mod = fk_pow_mod(om, gamma, gkind);
-                        float h = fk_softmax_h(lp, p, om, mod, gamma, gkind);
-                        lb += w > 0.0f ? w * mod * lp : 0.0f; /* 0 log 0 := 0 for a zero weight */
-                        wh[c] = w > 0.0f ? w * h : 0.0f;
-                        sb += wh[c];
+                    float sl[2];
+                    switch (gkind) { /* one vectorized copy of the loop per kind of gamma */
+                    case 0: smooth_row_block(xs, ex, tr, alpha, wh, c0, c1, mx, lse, inv, lsy, lsc, gamma, 0, sl); break;
+                    case 1: smooth_row_block(xs, ex, tr, alpha, wh, c0, c1, mx, lse, inv, lsy, lsc, gamma, 1, sl); break;
+                    case 2: smooth_row_block(xs, ex, tr, alpha, wh, c0, c1, mx, lse, inv, lsy, lsc, gamma, 2, sl); break;
+                    default: smooth_row_block(xs, ex, tr, alpha, wh, c0, c1, mx, lse, inv, lsy, lsc, gamma, 3, sl);
                     }
-                    ssum_d += sb; lsum_d += lb;
+                    ssum_d += sl[0]; lsum_d += sl[1];
                 }
                 if (!soft) tbuf[yk] = 0.0f;
                 const float ssum = (float)ssum_d;

@@ -16,7 +16,7 @@ focalkit's gradient cache is emptied before that call, so its buffer counts as a
 Memory allocated outside PyTorch's allocator (none of the methods here do) would not be seen.
 
 ``--cpu-kernel NAME=PATH`` (repeatable) adds rows ``focalkit fused [NAME]``: the fused path with
-another build of the C kernel (a ``_focal_cpu*.so`` of the same ABI) swapped in for the forward call,
+another build of the C kernel (a ``_focal_cpu*.so``; an older ABI is adapted) swapped in for the forward call,
 so that two builds (say main's and a branch's) are timed side by side in one run on the same tensors;
 ``NAME=PATH@ISA`` runs that build's ``baseline``/``avx2``/``avx512`` variant.
 """
@@ -334,6 +334,34 @@ def _with_cpu_lib(lib: Any, fn, *args, **kwargs):
         fkcpu._lib = old
 
 
+class _OlderBuild:
+    """A build of an older ABI seen through today's calls (benchmarks only): ABI 1 had no
+    out-of-range count in ``fk_sigmoid_labels``; before ABI 3 there is no ``fk_softmax_soft`` (its rows
+    fail with a note)."""
+
+    def __init__(self, lib: Any, abi: int) -> None:
+        import ctypes
+
+        vp, i, i64, f, d = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float, ctypes.c_double
+        i64p = ctypes.POINTER(ctypes.c_int64)
+        self._lib, self._abi = lib, abi
+        lib.fk_sigmoid_dense.restype = lib.fk_sigmoid_labels.restype = lib.fk_softmax_labels.restype = d
+        lib.fk_sigmoid_dense.argtypes = [vp, i, vp, i64, f, i, f, i, f, f, vp, vp, i64p, i]
+        lib.fk_sigmoid_labels.argtypes = [vp, i, vp, i64, i64, i64, f, i, f, i, i64, f, vp, vp, i64p] + (
+            [i64p, i] if abi >= 2 else [i])
+        lib.fk_softmax_labels.argtypes = [vp, i, vp, i64, i64, i64, vp, f, i64, f, vp, vp, i64p, i64p, i]
+        self.fk_sigmoid_dense = lib.fk_sigmoid_dense
+        self.fk_softmax_labels = lib.fk_softmax_labels
+
+    def fk_sigmoid_labels(self, *args: Any) -> float:
+        if self._abi >= 2:
+            return self._lib.fk_sigmoid_labels(*args)
+        return self._lib.fk_sigmoid_labels(*args[:-2], args[-1])  # no nbad: it stays 0
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"this build (ABI {self._abi}) has no {name}")
+
+
 def _load_cpu_kernels(specs: list[str] | None) -> dict[str, Any]:
     """``NAME=PATH`` or ``NAME=PATH@ISA`` (a build with per-CPU variants, capped at ``ISA``)."""
     import shutil
@@ -353,7 +381,14 @@ def _load_cpu_kernels(specs: list[str] | None) -> dict[str, Any]:
             copy = os.path.join(tempfile.mkdtemp(prefix="focalkit-bench-"), os.path.basename(path))
             shutil.copy(path, copy)
             path = copy
-        lib = fkcpu.load_library(path)
+        try:
+            lib = fkcpu.load_library(path)
+        except OSError:  # an older build (say main's before an ABI change): adapt its calls
+            raw = fkcpu._cdll_passive_omp(path)
+            abi = raw.fk_abi_version()
+            if not 1 <= abi < fkcpu.ABI_VERSION:
+                raise
+            lib = _OlderBuild(raw, abi)
         if isa:
             if isa not in fkcpu.ISA_NAMES or not hasattr(lib, "fk_set_cpu_isa"):
                 raise SystemExit(f"--cpu-kernel {spec!r}: no variant {isa!r} in that build")

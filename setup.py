@@ -5,22 +5,28 @@ torch headers; it is loaded with ctypes), built with OpenMP where the compiler s
 ``optional=True``: on a machine without a C compiler ``pip install`` still succeeds and focalkit
 uses its eager closed form on CPU instead.
 
+Portable: the build does not depend on the building machine's CPU. The kernels
+(``_focal_cpu_impl.h``) are compiled once per instruction set (baseline x86-64, AVX2 + FMA, AVX-512;
+with GCC on x86-64) and the library picks the best one the *running* CPU supports, so a wheel built
+anywhere runs on any x86-64 CPU. ``FOCALKIT_CPU_ISA=baseline|avx2|avx512`` at run time caps the
+choice (see ``focalkit.kernels.cpu``).
+
 Floating point: no ``-ffast-math``. NaN and infinities must propagate as in PyTorch's own losses
 (fast-math's finite-only assumption drops them) and the evaluation order is the one written (no
 reassociation). The reductions vectorize through OpenMP ``simd`` reductions and exp/log are the
 kernels' own branch-free polynomials, so the loops vectorize without it; ``-fno-math-errno
--fno-trapping-math`` let the compiler if-convert and inline, ``-ffp-contract=fast`` lets it fuse
-multiply-adds where the CPU has FMA (``-std=c99`` alone would turn that off).
+-fno-trapping-math`` let the compiler if-convert and inline. No multiply-add contraction
+(``-ffp-contract=off``): the variants with FMA fuse the polynomials' steps explicitly, so the
+scalar and vector copies of a loop round alike and an element's result does not depend on where
+it falls in a block (or on how a batch is split, as in data-parallel training).
 
-Environment knobs: ``FOCALKIT_NO_EXT=1`` skips the build; ``FOCALKIT_CPU_FLAGS`` replaces the
-architecture flags (default: AVX2/FMA when the building CPU has them, else the compiler's
-baseline).
+Environment knobs: ``FOCALKIT_NO_EXT=1`` skips the build; ``FOCALKIT_CPU_FLAGS`` adds compiler flags
+(e.g. ``-march=native`` for a build that only has to run on this machine).
 """
 
 from __future__ import annotations
 
 import os
-import platform
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -28,19 +34,8 @@ from setuptools.command.build_ext import build_ext
 _KERNELS = "src/focalkit/kernels"
 
 
-def _arch_flags() -> list[str]:
-    env = os.environ.get("FOCALKIT_CPU_FLAGS")
-    if env is not None:
-        return env.split()
-    if platform.machine() in ("x86_64", "AMD64"):
-        try:
-            with open("/proc/cpuinfo") as f:
-                flags = f.read()
-        except OSError:
-            return []
-        if " avx2" in flags and " fma" in flags:
-            return ["-mavx2", "-mfma"]
-    return []
+def _extra_flags() -> list[str]:
+    return os.environ.get("FOCALKIT_CPU_FLAGS", "").split()
 
 
 class _BuildExt(build_ext):
@@ -50,12 +45,12 @@ class _BuildExt(build_ext):
         ctype = getattr(self.compiler, "compiler_type", "")
         for ext in self.extensions:
             if ctype == "msvc":
-                ext.extra_compile_args = ["/O2", "/openmp", "/fp:precise"]
+                ext.extra_compile_args = ["/O2", "/openmp", "/fp:precise"] + _extra_flags()
             else:
                 ext.extra_compile_args = [
                     "-O3", "-fopenmp", "-std=c99", "-fno-math-errno", "-fno-trapping-math",
-                    "-ffp-contract=fast",
-                ] + _arch_flags()  # fmt: skip
+                    "-ffp-contract=off",
+                ] + _extra_flags()  # fmt: skip
                 ext.extra_link_args = ["-fopenmp"]
         super().build_extensions()
 
@@ -65,7 +60,11 @@ if os.environ.get("FOCALKIT_NO_EXT", "0") in ("", "0"):
     ext_modules.append(
         Extension(
             "focalkit.kernels._focal_cpu",
-            sources=[f"{_KERNELS}/_focal_cpu.c"],
+            sources=[
+                f"{_KERNELS}/_focal_cpu.c",  # the baseline variant and the dispatcher
+                f"{_KERNELS}/_focal_cpu_avx2.c",
+                f"{_KERNELS}/_focal_cpu_avx512.c",
+            ],
             depends=[f"{_KERNELS}/_focal_cpu_impl.h"],
             optional=True,
         )

@@ -233,8 +233,10 @@ def test_bad_input_errors():
         cpu.softmax_focal_fwd(x, torch.tensor([0, 1]), **kw)
     with pytest.raises(TypeError, match="x must be"):
         cpu.softmax_focal_fwd(x.double(), torch.tensor([0, 1, 2, 2]), **kw)
+    with pytest.raises(ValueError, match="class-probability targets must have x's shape"):
+        cpu.softmax_focal_fwd(x, torch.rand(4), **kw)  # floats are class probabilities
     with pytest.raises(TypeError, match="integer"):
-        cpu.softmax_focal_fwd(x, torch.rand(4), **kw)
+        cpu.softmax_focal_fwd(x, torch.ones(4, dtype=torch.bool), **kw)
     with pytest.raises(ValueError, match="alpha"):
         cpu.softmax_focal_fwd(x, torch.tensor([0, 1, 2, 2]), **{**kw, "alpha": torch.ones(4)})
     skw = dict(alpha=None, gamma=2.0, ignore_index=None, label_smoothing=0.0, reduce=True, compute_grad=True)

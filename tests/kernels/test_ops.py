@@ -79,10 +79,11 @@ def test_auto_picks_fused_and_falls_back_to_eager():
     assert backends.resolve(replace(info, dtype=torch.float64)).name == "eager"
     assert backends.resolve(replace(info, weight=True)).name == "eager"
     assert backends.resolve(replace(info, alpha="tensor")).name == "eager"
-    soft = replace(info, op="softmax", soft=True, alpha="none")
-    assert backends.resolve(soft).name == "eager"
+    soft = replace(info, op="softmax", soft=True, alpha="none")  # class probabilities: the kernel
+    assert backends.resolve(soft).name == "fused"
+    assert backends.resolve(replace(soft, op="sigmoid")).name == "eager"
     with fk.use_backend("fused"):
-        assert backends.resolve(soft).name == "eager"
+        assert backends.resolve(replace(soft, weight=True)).name == "eager"
     with fk.use_backend("reference"):
         assert backends.resolve(info) is None
 

@@ -453,8 +453,10 @@ def test_bad_input():
         _sig(x, torch.zeros(3, dtype=torch.long, device=DEVICE), labels=True)
     with pytest.raises(TypeError, match="targets must be an integer"):
         _sig(x, torch.zeros(4, device=DEVICE), labels=True)
+    with pytest.raises(ValueError, match="class-probability targets must have x's shape"):
+        _soft(x, torch.zeros(4, device=DEVICE))  # floats are class probabilities: of x's shape
     with pytest.raises(TypeError, match="targets must be an integer"):
-        _soft(x, torch.zeros(4, device=DEVICE))
+        _soft(x, torch.zeros(4, dtype=torch.bool, device=DEVICE))
     with pytest.raises(ValueError, match="targets must have shape"):
         _soft(x, torch.zeros(4, 3, dtype=torch.long, device=DEVICE))
     with pytest.raises(ValueError, match=r"x must be \(N, C\)"):
@@ -579,11 +581,15 @@ _AOT = textwrap.dedent(
     sig = dict(x_ptr="*fp16", y_ptr="*i64", alpha_ptr="*fp32", loss_ptr="*fp32", grad_ptr="*fp16",
                psum_ptr="*fp32", pcnt_ptr="*i32", P="i32", C="i32", inner="i32", n_sblocks="i32",
                gamma="fp32", ignore_i="i32", ls="fp32")
-    base = dict(ROWS=False, HAS_ALPHA=True, SMOOTH=True, GAMMA_ZERO=False, REDUCE=True,
-                WRITE_GRAD=True, SINGLE=True, WIDE=False, BLOCK_P=128, BLOCK_C=32)
+    base = dict(ROWS=False, HAS_ALPHA=True, SMOOTH=True, SOFT=False, FULL=True, GAMMA_ZERO=False,
+                REDUCE=True, WRITE_GRAD=True, SINGLE=True, WIDE=False, BLOCK_P=128, BLOCK_C=32)
     compile_(K.softmax_focal_kernel, sig, base, 8)
     compile_(K.softmax_focal_kernel, dict(sig, x_ptr="*fp32", grad_ptr="*fp32"),
-             dict(base, ROWS=True, SINGLE=False, SMOOTH=False, BLOCK_P=4, BLOCK_C=1024), 8)
+             dict(base, ROWS=True, SINGLE=False, SMOOTH=False, FULL=False, BLOCK_P=4, BLOCK_C=1024), 8)
+    # class-probability targets (y_ptr holds them), single chunk and chunked
+    compile_(K.softmax_focal_kernel, dict(sig, y_ptr="*fp32"), dict(base, SOFT=True, SMOOTH=False), 8)
+    compile_(K.softmax_focal_kernel, dict(sig, x_ptr="*bf16", grad_ptr="*bf16", y_ptr="*bf16"),
+             dict(base, ROWS=True, SOFT=True, SINGLE=False, BLOCK_P=4, BLOCK_C=1024), 8)
     # On a GPU the launches go through torch.library.wrap_triton (for triton_op / torch.compile).
     w = kt._launcher(K.softmax_focal_kernel)
     assert getattr(w, "kernel", w) is K.softmax_focal_kernel

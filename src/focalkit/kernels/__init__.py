@@ -7,9 +7,10 @@ the registry (:mod:`focalkit.backends.registry`, a leaf module, so there is no i
   CUDA the Triton kernels (``focalkit.kernels._triton``), called directly; under ``torch.compile``
   through the custom ops ``torch.ops.focalkit.sigmoid_focal_fwd`` / ``softmax_focal_fwd``
   (``focalkit.kernels.ops``, imported only then). Available when at least one of the two can run
-  here; calls it cannot take (float64, ``weight``, tensor ``alpha`` for the sigmoid loss, soft
-  targets for the softmax loss, a device without its kernel) go to the eager closed form. On a
-  machine without CUDA neither Triton nor ``torch._dynamo`` is imported.
+  here; calls it cannot take (float64, ``weight``, tensor ``alpha`` for the sigmoid loss, a device
+  without its kernel) go to the eager closed form. The softmax kernels take class indices and
+  class probabilities (soft targets: mixup, cutmix, distillation), with or without label
+  smoothing. On a machine without CUDA neither Triton nor ``torch._dynamo`` is imported.
 * ``"triton"``: the Triton kernels forced on any device, CPU included under Triton's interpreter
   (``TRITON_INTERPRET=1`` set before this package is imported); for tests.
 
@@ -78,10 +79,11 @@ def fused_available() -> bool:
 
 
 def _kernel_shape_ok(info: CallInfo) -> bool:
-    if info.dtype not in _FLOATS or info.weight or info.soft:
+    if info.dtype not in _FLOATS or info.weight:
         return False
     if info.op == "sigmoid":
-        return info.alpha in ("none", "float")
+        return info.alpha in ("none", "float") and not info.soft
+    # softmax: class indices or class probabilities (soft targets), label smoothing either way
     return info.op == "softmax" and info.alpha in ("none", "tensor")
 
 

@@ -1,12 +1,17 @@
 /* focalkit CPU kernels, the body: focal loss and its analytic gradient in one pass (OpenMP).
  *
- * Included by _focal_cpu.c with FK_ISA set: the entry points are fk_sigmoid_dense_<FK_ISA>, ...
+ * This file is compiled once per instruction set: _focal_cpu.c includes it for the baseline
+ * (plain x86-64 / any CPU), _focal_cpu_avx2.c and _focal_cpu_avx512.c under
+ * `#pragma GCC target(...)`, each with FK_ISA set to a suffix for the entry points
+ * (fk_sigmoid_dense_<FK_ISA>, ...). _focal_cpu.c picks one variant for the running CPU.
  *
  * Floating point: compiled without -ffast-math (its finite-only assumption drops NaN and inf) and
  * without reassociation, so the evaluation order is the one written here; reductions vectorize
  * through OpenMP simd reductions. exp/log are our own branch-free polynomials (below): the loops
  * vectorize on any libc (no libmvec symbol of a newer glibc is needed at run time) and NaN and
- * +-inf propagate as in IEEE arithmetic. With FMA, a * b + c is contracted into one rounding.
+ * +-inf propagate as in IEEE arithmetic. No contraction (-ffp-contract=off): the variants with FMA
+ * fuse the polynomial steps explicitly (FK_MADD), so their results differ from the baseline's by
+ * float32 rounding, and within a variant an element's result never depends on its position.
  */
 #include <math.h>
 #include <stdint.h>
@@ -23,6 +28,40 @@
 #define FK_CAT(a, b) FK_CAT2(a, b)
 #define FK_FN(name) FK_CAT(name, FK_ISA)
 
+/* Every function of a variant carries its suffix: unique symbols across the variants, profiles that
+ * say which one ran, and a test (tests/kernels/test_cpu_isa.py) that finds AVX instructions only in
+ * functions named *_avx2 / *_avx512. */
+#define fk_from_bits FK_FN(fk_from_bits)
+#define fk_to_bits FK_FN(fk_to_bits)
+#define fk_exp_neg FK_FN(fk_exp_neg)
+#define fk_log FK_FN(fk_log)
+#define fk_log1p FK_FN(fk_log1p)
+#define fk_log1p_unit FK_FN(fk_log1p_unit)
+#define fk_one_minus_p FK_FN(fk_one_minus_p)
+#define fk_pow_mod FK_FN(fk_pow_mod)
+#define fk_gamma_kind FK_FN(fk_gamma_kind)
+#define fk_softmax_h FK_FN(fk_softmax_h)
+#define fk_bf16_to_f32 FK_FN(fk_bf16_to_f32)
+#define fk_f32_to_bf16 FK_FN(fk_f32_to_bf16)
+#define fk_threads_for FK_FN(fk_threads_for)
+#define fk_load_block FK_FN(fk_load_block)
+#define fk_store_block FK_FN(fk_store_block)
+#define sig_block_g0 FK_FN(sig_block_g0)
+#define sig_block_g1 FK_FN(sig_block_g1)
+#define sig_block_g2 FK_FN(sig_block_g2)
+#define sig_block_gx FK_FN(sig_block_gx)
+#define sig_block_g0_hard FK_FN(sig_block_g0_hard)
+#define sig_block_g1_hard FK_FN(sig_block_g1_hard)
+#define sig_block_g2_hard FK_FN(sig_block_g2_hard)
+#define sig_block_gx_hard FK_FN(sig_block_gx_hard)
+#define sig_block_for FK_FN(sig_block_for)
+#define softmax_rows FK_FN(softmax_rows)
+#define smooth_tile_class FK_FN(smooth_tile_class)
+#define smooth_row_block FK_FN(smooth_row_block)
+#define softmax_maps FK_FN(softmax_maps)
+#define softmax_call FK_FN(softmax_call)
+#define fk_flush2 FK_FN(fk_flush2)
+
 /* Reductions vectorize without -ffast-math's reassociation through OpenMP's simd reductions. */
 #define FK_STR(...) #__VA_ARGS__
 #if defined(_OPENMP)
@@ -37,6 +76,15 @@
 #define FK_ALWAYS_INLINE static inline __attribute__((always_inline))
 #else
 #define FK_ALWAYS_INLINE static inline
+#endif
+
+/* a * b + c: one fused rounding where the variant has FMA (an explicit fmaf, so the scalar and the
+ * vectorized copies of a loop round alike: no -ffp-contract, whose choices may differ between
+ * them and make an element's result depend on where it falls in a block), two roundings else. */
+#if defined(__FMA__) || defined(__FMA4__) || defined(__aarch64__)
+#define FK_MADD(a, b, c) __builtin_fmaf((a), (b), (c))
+#else
+#define FK_MADD(a, b, c) ((a) * (b) + (c))
 #endif
 
 /* ---------------------------------------------------------------- scalar math, vectorizable */
@@ -55,14 +103,14 @@ static inline float fk_exp_neg(float x) {
     int32_t n = (int32_t)(xc * 1.44269504088896341f + 256.5f) - 256;
     float nf = (float)n;
     float r = xc - nf * 0.693359375f; /* exact product: nf has <= 8 bits, the constant 9 */
-    r = r - nf * -2.12194440e-4f;
+    r = FK_MADD(nf, 2.12194440e-4f, r); /* r - nf * (-2.12e-4) */
     float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
+    p = FK_MADD(p, r, 1.3981999507e-3f);
+    p = FK_MADD(p, r, 8.3334519073e-3f);
+    p = FK_MADD(p, r, 4.1665795894e-2f);
+    p = FK_MADD(p, r, 1.6666665459e-1f);
+    p = FK_MADD(p, r, 5.0000001201e-1f);
+    p = FK_MADD(p, r * r, r) + 1.0f;
     int32_t n1 = n >> 1, n2 = n - n1; /* n in [-150, 0]: both halves in [-75, 0] */
     float s1 = fk_from_bits((uint32_t)(n1 + 127) << 23);
     float s2 = fk_from_bits((uint32_t)(n2 + 127) << 23);
@@ -83,14 +131,14 @@ static inline float fk_log(float x) {
     float f = lo ? (m + m) - 1.0f : m - 1.0f; /* [sqrt(1/2) - 1, sqrt(2) - 1) */
     float z = f * f;
     float y = 7.0376836292e-2f;
-    y = y * f - 1.1514610310e-1f;
-    y = y * f + 1.1676998740e-1f;
-    y = y * f - 1.2420140846e-1f;
-    y = y * f + 1.4249322787e-1f;
-    y = y * f - 1.6668057665e-1f;
-    y = y * f + 2.0000714765e-1f;
-    y = y * f - 2.4999993993e-1f;
-    y = y * f + 3.3333331174e-1f;
+    y = FK_MADD(y, f, -1.1514610310e-1f);
+    y = FK_MADD(y, f, 1.1676998740e-1f);
+    y = FK_MADD(y, f, -1.2420140846e-1f);
+    y = FK_MADD(y, f, 1.4249322787e-1f);
+    y = FK_MADD(y, f, -1.6668057665e-1f);
+    y = FK_MADD(y, f, 2.0000714765e-1f);
+    y = FK_MADD(y, f, -2.4999993993e-1f);
+    y = FK_MADD(y, f, 3.3333331174e-1f);
     y = y * f * z;
     float ef = (float)e;
     y = y + ef * -2.12194440e-4f;
@@ -114,15 +162,15 @@ static inline float fk_log1p(float v) {
  * rounding), so the relative accuracy holds down to e = 0. NaN -> NaN. */
 static inline float fk_log1p_unit(float e) {
     float p = -3.2440342474728823e-3f;
-    p = p * e + 1.9851503893733025e-2f;
-    p = p * e - 5.6959610432386400e-2f;
-    p = p * e + 1.0603662580251694e-1f;
-    p = p * e - 1.5305596590042114e-1f;
-    p = p * e + 1.9675940275192260e-1f;
-    p = p * e - 2.4954134225845337e-1f;
-    p = p * e + 3.3329963684082031e-1f;
-    p = p * e - 4.9999901652336120e-1f;
-    p = p * e + 1.0f;
+    p = FK_MADD(p, e, 1.9851503893733025e-2f);
+    p = FK_MADD(p, e, -5.6959610432386400e-2f);
+    p = FK_MADD(p, e, 1.0603662580251694e-1f);
+    p = FK_MADD(p, e, -1.5305596590042114e-1f);
+    p = FK_MADD(p, e, 1.9675940275192260e-1f);
+    p = FK_MADD(p, e, -2.4954134225845337e-1f);
+    p = FK_MADD(p, e, 3.3329963684082031e-1f);
+    p = FK_MADD(p, e, -4.9999901652336120e-1f);
+    p = FK_MADD(p, e, 1.0f);
     return e * p;
 }
 
@@ -130,13 +178,13 @@ static inline float fk_log1p_unit(float e) {
  * series (degree 8, relative error < 2e-8) for lp >= -0.5; below, 1 - p has no cancellation. */
 static inline float fk_one_minus_p(float lp, float p) {
     float q = 1.0f / 40320;
-    q = q * lp + 1.0f / 5040;
-    q = q * lp + 1.0f / 720;
-    q = q * lp + 1.0f / 120;
-    q = q * lp + 1.0f / 24;
-    q = q * lp + 1.0f / 6;
-    q = q * lp + 1.0f / 2;
-    q = q * lp + 1.0f;
+    q = FK_MADD(q, lp, 1.0f / 5040);
+    q = FK_MADD(q, lp, 1.0f / 720);
+    q = FK_MADD(q, lp, 1.0f / 120);
+    q = FK_MADD(q, lp, 1.0f / 24);
+    q = FK_MADD(q, lp, 1.0f / 6);
+    q = FK_MADD(q, lp, 1.0f / 2);
+    q = FK_MADD(q, lp, 1.0f);
     return lp < -0.5f ? 1.0f - p : -(q * lp);
 }
 
@@ -380,7 +428,7 @@ double FK_FN(fk_sigmoid_labels)(const void *x, int xcode, const int64_t *y, int6
     return total;
 }
 
-/* ---------------------------------------------------------------- softmax, class indices */
+/* ---------------------------------------------------------------- softmax */
 /* Log-sum-exp, per position: with m = max_c x_c, z_c = x_c - m (exact), the terms e_c = exp(z_c)
  * are split into the maximal ones (z_c == 0, counted: neq) and the tail (their sum), and
  *     log p_c = z_c - log1p(tail + (neq - 1)),   p_c = e_c / (neq + tail).
@@ -394,23 +442,74 @@ double FK_FN(fk_sigmoid_labels)(const void *x, int xcode, const int64_t *y, int6
  * class with zero target weight (a masked class) leaves the loss and the gradient finite. Ignored
  * positions give exactly 0 whatever their logits. */
 #define TILE 256
+/* Sums over the classes are float32 in blocks of FK_SUMBLK classes, added up in float64: adding
+ * many small terms one by one (label smoothing adds ls / C about C times) would drift by up to
+ * C / lanes float32 roundings, and by a different amount for each vector width. */
+#define FK_SUMBLK 32
 
-/* (N, C) rows: the classes are contiguous, so each row is one vectorized pass per step.
- * alpha is never NULL here (fk_softmax_labels passes ones). */
-static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N, int64_t C,
-                           const float *alpha, float gamma, int64_t ignore, float ls,
-                           float *loss_out, void *grad_out, int64_t *count, int64_t *nbad,
-                           int nthreads) {
+static inline void fk_flush2(double *restrict a, float *restrict fa, double *restrict b,
+                             float *restrict fb, int64_t n) {
+    for (int64_t k = 0; k < n; k++) {
+        a[k] += fa[k]; b[k] += fb[k];
+        fa[k] = 0.0f; fb[k] = 0.0f;
+    }
+}
+
+/* The targets of a softmax call: class indices y (int64, `ignore` drops a position) or class
+ * probabilities t of the logits' layout (float32, tcode 0, or bfloat16, tcode 1; y is NULL). */
+typedef struct {
+    const int64_t *y;
+    int64_t ignore;
+    const void *t;
+    int tcode;
+} fk_softmax_targets;
+
+/* Classes [c0, c1) of one row with the full target distribution: w_c h_c into wh, and the block's
+ * sums of w_c h_c and of the loss terms w_c om_c^gamma log p_c into sl[0], sl[1]. Always inlined with
+ * a constant gkind, so that each copy of the loop vectorizes. */
+FK_ALWAYS_INLINE void smooth_row_block(const float *restrict xs, const float *restrict ex,
+                                       const float *restrict tr, const float *restrict alpha,
+                                       float *restrict wh, int64_t c0, int64_t c1, float mx,
+                                       float lse, float inv, float lsy, float lsc, float gamma,
+                                       int gkind, float *restrict sl) {
+    float sb = 0.0f, lb = 0.0f;
+    FK_SIMD_SUM(sb, lb)
+    for (int64_t c = c0; c < c1; c++) {
+        float lp = (xs[c] - mx) - lse;
+        float p = ex[c] * inv;
+        float om = fk_one_minus_p(lp, p);
+        float w = alpha[c] * (tr[c] * lsy + lsc);
+        float mod = fk_pow_mod(om, gamma, gkind);
+        float h = fk_softmax_h(lp, p, om, mod, gamma, gkind);
+        float whc = w > 0.0f ? w * h : 0.0f;
+        lb += w > 0.0f ? w * mod * lp : 0.0f; /* 0 log 0 := 0 for a zero weight */
+        wh[c] = whc;
+        sb += whc;
+    }
+    sl[0] = sb;
+    sl[1] = lb;
+}
+
+/* (N, C) rows: the classes are contiguous, so each row is one vectorized pass per step. alpha is
+ * never NULL here (softmax_call passes ones). The full-distribution loop (label smoothing, soft
+ * targets) reads the row's target distribution from `tr`: the soft targets themselves (float32,
+ * read in place), their float32 copy (bfloat16), or a one-hot row of the label, kept zero between
+ * rows; w_c = alpha_c (tr_c (1 - ls) + ls / C). */
+static double softmax_rows(const void *x, int xcode, const fk_softmax_targets *tg, int64_t N,
+                           int64_t C, const float *alpha, float gamma, float ls, float *loss_out,
+                           void *grad_out, int64_t *count, int64_t *nbad, int nthreads) {
     const int gkind = fk_gamma_kind(gamma);
     const float lsc = ls / (float)C, lsy = 1.0f - ls;
+    const int soft = tg->y == NULL;
     double total = 0.0; int64_t ctotal = 0, bad = 0;
     int nt = fk_threads_for(N * C, nthreads);
     double *part = (double *)malloc(sizeof(double) * (size_t)(N + 1));
 #pragma omp parallel num_threads(nt) reduction(+ : ctotal, bad)
     {
         /* float32 rows are read and written in place; bfloat16 ones through xbuf / gbuf */
-        float *xbuf = (float *)malloc(sizeof(float) * (size_t)(4 * C + 1));
-        float *ex = xbuf + C, *gbuf = xbuf + 2 * C, *wh = xbuf + 3 * C;
+        float *xbuf = (float *)malloc(sizeof(float) * (size_t)(5 * C + 1));
+        float *ex = xbuf + C, *gbuf = xbuf + 2 * C, *wh = xbuf + 3 * C, *tbuf = xbuf + 4 * C;
+        for (int64_t c = 0; c < C; c++) tbuf[c] = 0.0f;
 #pragma omp for schedule(dynamic, 32)
         for (int64_t n = 0; n < N; n++) {
             const float *xs = xbuf;
@@ -420,26 +519,37 @@ static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N
             float mx = xs[0];
             FK_SIMD_MAX(mx)
             for (int64_t c = 0; c < C; c++) mx = xs[c] > mx ? xs[c] : mx;
-            float tail = 0.0f, neq = 0.0f;
-            FK_SIMD_SUM(tail, neq)
-            for (int64_t c = 0; c < C; c++) {
-                float z = xs[c] - mx;
-                float e = fk_exp_neg(z);
-                ex[c] = e;
-                tail += z == 0.0f ? 0.0f : e;
-                neq += z == 0.0f ? 1.0f : 0.0f;
+            double tail_d = 0.0, neq_d = 0.0; /* varied terms: longer blocks */
+            for (int64_t c0 = 0; c0 < C; c0 += 8 * FK_SUMBLK) {
+                const int64_t c1 = c0 + 8 * FK_SUMBLK < C ? c0 + 8 * FK_SUMBLK : C;
+                float tb = 0.0f, nb = 0.0f;
+                FK_SIMD_SUM(tb, nb)
+                for (int64_t c = c0; c < c1; c++) {
+                    float z = xs[c] - mx;
+                    float e = fk_exp_neg(z);
+                    ex[c] = e;
+                    tb += z == 0.0f ? 0.0f : e;
+                    nb += z == 0.0f ? 1.0f : 0.0f;
+                }
+                tail_d += tb; neq_d += nb;
             }
+            const float tail = (float)tail_d, neq = (float)neq_d;
             const float lse = fk_log1p(tail + (neq - 1.0f)); /* neq - 1 first: exact */
             const float inv = 1.0f / (neq + tail);
-            int64_t yk = y[n];
-            int valid = yk != ignore, inrange = yk >= 0 && yk < C;
-            bad += valid && !inrange;
-            valid = valid && inrange;
+            int64_t yk = -1;
+            int valid = 1;
+            if (!soft) {
+                yk = tg->y[n];
+                int inrange = yk >= 0 && yk < C;
+                valid = yk != tg->ignore;
+                bad += valid && !inrange;
+                valid = valid && inrange;
+            }
             ctotal += valid;
             float l = 0.0f;
             if (!valid) {
                 for (int64_t c = 0; c < C; c++) gs[c] = 0.0f;
-            } else if (ls == 0.0f) {
+            } else if (!soft && ls == 0.0f) {
                 float lp = (xs[yk] - mx) - lse;
                 float py = ex[yk] * inv;
                 float om = fk_one_minus_p(lp, py);
@@ -450,20 +560,25 @@ static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N
                 for (int64_t c = 0; c < C; c++) gs[c] = -coef * (ex[c] * inv);
                 gs[yk] = coef * om; /* coef (1 - p_y), 1 - p_y without cancellation */
             } else {
-                float ssum = 0.0f, lsum = 0.0f;
-                FK_SIMD_SUM(ssum, lsum)
-                for (int64_t c = 0; c < C; c++) {
-                    float lp = (xs[c] - mx) - lse;
-                    float p = ex[c] * inv;
-                    float om = fk_one_minus_p(lp, p);
-                    float w = alpha[c] * ((c == yk ? lsy : 0.0f) + lsc);
-                    float mod = fk_pow_mod(om, gamma, gkind);
-                    float h = fk_softmax_h(lp, p, om, mod, gamma, gkind);
-                    lsum += w > 0.0f ? w * mod * lp : 0.0f; /* 0 log 0 := 0 for a zero weight */
-                    wh[c] = w > 0.0f ? w * h : 0.0f;
-                    ssum += wh[c];
+                const float *tr = tbuf;
+                if (!soft) tbuf[yk] = 1.0f;
+                else if (tg->tcode == 0) tr = (const float *)tg->t + n * C;
+                else fk_load_block(tg->t, tg->tcode, n * C, C, tbuf);
+                double ssum_d = 0.0, lsum_d = 0.0;
+                for (int64_t c0 = 0; c0 < C; c0 += FK_SUMBLK) {
+                    const int64_t c1 = c0 + FK_SUMBLK < C ? c0 + FK_SUMBLK : C;
+                    float sl[2];
+                    switch (gkind) { /* one vectorized copy of the loop per kind of gamma */
+                    case 0: smooth_row_block(xs, ex, tr, alpha, wh, c0, c1, mx, lse, inv, lsy, lsc, gamma, 0, sl); break;
+                    case 1: smooth_row_block(xs, ex, tr, alpha, wh, c0, c1, mx, lse, inv, lsy, lsc, gamma, 1, sl); break;
+                    case 2: smooth_row_block(xs, ex, tr, alpha, wh, c0, c1, mx, lse, inv, lsy, lsc, gamma, 2, sl); break;
+                    default: smooth_row_block(xs, ex, tr, alpha, wh, c0, c1, mx, lse, inv, lsy, lsc, gamma, 3, sl);
+                    }
+                    ssum_d += sl[0]; lsum_d += sl[1];
                 }
-                l = -lsum;
+                if (!soft) tbuf[yk] = 0.0f;
+                const float ssum = (float)ssum_d;
+                l = (float)-lsum_d;
                 for (int64_t c = 0; c < C; c++) gs[c] = wh[c] - (ex[c] * inv) * ssum;
             }
             part[n] = l;
@@ -479,20 +594,20 @@ static double softmax_rows(const void *x, int xcode, const int64_t *y, int64_t N
     return total;
 }
 
-/* One class c of a tile of B positions with label smoothing (or soft targets): the loss terms and
- * w_c h_c. Always inlined with a constant gkind, so that each copy of the loop vectorizes. */
+/* One class c of a tile of B positions with label smoothing or soft targets: the loss terms and
+ * w_c h_c, w_c = alpha_c (t_c (1 - ls) + ls / C) (0 at ignored positions, yy < 0). Always inlined
+ * with a constant gkind, so that each copy of the loop vectorizes. */
 FK_ALWAYS_INLINE void smooth_tile_class(const float *restrict xr, const float *restrict er,
-                                        const float *restrict mx, const float *restrict lse,
-                                        const float *restrict inv, const int64_t *restrict yy,
-                                        int64_t c, float ac, float lsy, float lsc, float gamma,
-                                        int gkind, float *restrict lsum, float *restrict ssum,
-                                        float *restrict whr, int64_t B) {
+                                        const float *restrict tr, const float *restrict mx,
+                                        const float *restrict lse, const float *restrict inv,
+                                        const int64_t *restrict yy, float ac, float lsy, float lsc,
+                                        float gamma, int gkind, float *restrict lsum,
+                                        float *restrict ssum, float *restrict whr, int64_t B) {
     for (int64_t k = 0; k < B; k++) {
         float lp = (xr[k] - mx[k]) - lse[k];
         float p = er[k] * inv[k];
         float om = fk_one_minus_p(lp, p);
-        float tc = (yy[k] == c ? lsy : 0.0f) + lsc;
-        float w = yy[k] < 0 ? 0.0f : ac * tc;
+        float w = yy[k] < 0 ? 0.0f : ac * (tr[k] * lsy + lsc);
         float mod = fk_pow_mod(om, gamma, gkind);
         float h = fk_softmax_h(lp, p, om, mod, gamma, gkind);
         float whc = w > 0.0f ? w * h : 0.0f;
@@ -502,24 +617,14 @@ FK_ALWAYS_INLINE void smooth_tile_class(const float *restrict xr, const float *r
     }
 }
 
-double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int64_t N, int64_t C,
-                                int64_t inner, const float *alpha, float gamma, int64_t ignore,
-                                float ls, float *loss_out, void *grad_out, int64_t *count,
-                                int64_t *nbad, int nthreads) {
+/* (N, C, inner) maps: tiles of up to TILE positions along inner, so that the C strided rows of a
+ * tile stay in cache. */
+static double softmax_maps(const void *x, int xcode, const fk_softmax_targets *tg, int64_t N,
+                           int64_t C, int64_t inner, const float *alpha, float gamma, float ls,
+                           float *loss_out, void *grad_out, int64_t *count, int64_t *nbad,
+                           int nthreads) {
     const int gkind = fk_gamma_kind(gamma);
-    if (inner == 1) {
-        /* alpha always present in the row loops: a vectorized `alpha ? alpha[c] : 1` becomes a
-         * masked load from NULL, which AMD CPUs execute through a slow microcode assist */
-        float *ones = NULL;
-        if (!alpha) {
-            ones = (float *)malloc(sizeof(float) * (size_t)(C + 1));
-            for (int64_t c = 0; c < C; c++) ones[c] = 1.0f;
-        }
-        double r = softmax_rows(x, xcode, y, N, C, alpha ? alpha : ones, gamma, ignore, ls,
-                                loss_out, grad_out, count, nbad, nthreads);
-        free(ones);
-        return r;
-    }
+    const int soft = tg->y == NULL, full = soft || ls > 0.0f;
     const int64_t ntile = (inner + TILE - 1) / TILE;
     const int64_t units = N * ntile;
     double total = 0.0; int64_t ctotal = 0, bad = 0;
@@ -530,22 +635,25 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
     {
         float mx[TILE], tail[TILE], neq[TILE], lse[TILE], inv[TILE], coef[TILE], cy[TILE];
         float ssum[TILE], lsum[TILE];
+        double acc1[TILE], acc2[TILE]; /* the float sums above, flushed every FK_SUMBLK classes */
         int64_t yy[TILE];
-        float *wh = NULL;
-        if (ls > 0.0f) wh = (float *)malloc(sizeof(float) * (size_t)C * TILE);
         /* the tile's logits as float32 (xt) and exp(x - max) (ex), reused by every step: one
-         * exp per element, not two; gt holds the gradient before a bfloat16 store */
-        float *xt = (float *)malloc(sizeof(float) * (size_t)C * TILE * 3);
+         * exp per element, not two; gt holds the gradient before a bfloat16 store; with the full
+         * distribution, wh holds w_c h_c and tt the targets (soft, or one-hot rows, kept zero) */
+        float *xt = (float *)malloc(sizeof(float) * (size_t)C * TILE * (full ? 5 : 3));
         float *ex = xt + C * TILE, *gt = ex + C * TILE;
+        float *wh = full ? gt + C * TILE : NULL, *tt = full ? wh + C * TILE : NULL;
+        if (full) for (int64_t i = 0; i < C * TILE; i++) tt[i] = 0.0f;
 #pragma omp for schedule(dynamic, 4)
         for (int64_t u = 0; u < units; u++) {
             int64_t nn = u / ntile, tile = u % ntile;
             int64_t i0 = tile * TILE, i1 = i0 + TILE < inner ? i0 + TILE : inner;
             int64_t B = i1 - i0;
             int64_t xb = nn * C * inner + i0; /* element (nn, c, i0 + k) at xb + c * inner + k */
-            const int64_t *yr = y + nn * inner + i0;
             for (int64_t c = 0; c < C; c++) fk_load_block(x, xcode, xb + c * inner, B, xt + c * TILE);
-            for (int64_t k = 0; k < B; k++) { mx[k] = xt[k]; tail[k] = 0.0f; neq[k] = 0.0f; }
+            for (int64_t k = 0; k < B; k++) {
+                mx[k] = xt[k]; tail[k] = 0.0f; neq[k] = 0.0f; acc1[k] = 0.0; acc2[k] = 0.0;
+            }
             for (int64_t c = 1; c < C; c++) {
                 const float *xr = xt + c * TILE;
                 for (int64_t k = 0; k < B; k++) mx[k] = xr[k] > mx[k] ? xr[k] : mx[k];
@@ -560,22 +668,30 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
                     tail[k] += z == 0.0f ? 0.0f : e;
                     neq[k] += z == 0.0f ? 1.0f : 0.0f;
                 }
+                if (c % FK_SUMBLK == FK_SUMBLK - 1 || c == C - 1) fk_flush2(acc1, tail, acc2, neq, B);
             }
             for (int64_t k = 0; k < B; k++) {
+                tail[k] = (float)acc1[k]; neq[k] = (float)acc2[k];
                 lse[k] = fk_log1p(tail[k] + (neq[k] - 1.0f));
                 inv[k] = 1.0f / (neq[k] + tail[k]);
             }
             double s = 0.0; int64_t cnt = 0;
-            for (int64_t k = 0; k < B; k++) {
-                int64_t yk = yr[k];
-                int valid = yk != ignore;
-                int inrange = yk >= 0 && yk < C;
-                bad += valid && !inrange; /* out-of-range labels: reported, treated as ignored */
-                valid = valid && inrange;
-                yy[k] = valid ? yk : -1;
-                cnt += valid;
+            if (soft) {
+                for (int64_t k = 0; k < B; k++) yy[k] = 0;
+                cnt = B;
+            } else {
+                const int64_t *yr = tg->y + nn * inner + i0;
+                for (int64_t k = 0; k < B; k++) {
+                    int64_t yk = yr[k];
+                    int valid = yk != tg->ignore;
+                    int inrange = yk >= 0 && yk < C;
+                    bad += valid && !inrange; /* out-of-range labels: reported, treated as ignored */
+                    valid = valid && inrange;
+                    yy[k] = valid ? yk : -1;
+                    cnt += valid;
+                }
             }
-            if (ls == 0.0f) {
+            if (!full) {
                 /* Hard labels: only the target class enters the loss. */
                 for (int64_t k = 0; k < B; k++) {
                     coef[k] = 0.0f; cy[k] = 0.0f;
@@ -584,7 +700,7 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
                     float lp = (xt[yk * TILE + k] - mx[k]) - lse[k];
                     float py = ex[yk * TILE + k] * inv[k];
                     float om = fk_one_minus_p(lp, py);
-                    float w = alpha ? alpha[yk] : 1.0f;
+                    float w = alpha[yk];
                     float mod = fk_pow_mod(om, gamma, gkind);
                     float l = -w * mod * lp;
                     coef[k] = w * fk_softmax_h(lp, py, om, mod, gamma, gkind);
@@ -606,20 +722,33 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
                     }
                 }
             } else {
-                /* Label smoothing: every class has weight w_c = alpha_c * t_c. */
-                for (int64_t k = 0; k < B; k++) { ssum[k] = 0.0f; lsum[k] = 0.0f; }
-                for (int64_t c = 0; c < C; c++) {
-                    float ac = alpha ? alpha[c] : 1.0f;
-                    const float *xr = xt + c * TILE, *er = ex + c * TILE;
-                    float *whr = wh + c * TILE;
-                    switch (gkind) { /* one vectorized copy of the loop per kind of gamma */
-                    case 0: smooth_tile_class(xr, er, mx, lse, inv, yy, c, ac, lsy, lsc, gamma, 0, lsum, ssum, whr, B); break;
-                    case 1: smooth_tile_class(xr, er, mx, lse, inv, yy, c, ac, lsy, lsc, gamma, 1, lsum, ssum, whr, B); break;
-                    case 2: smooth_tile_class(xr, er, mx, lse, inv, yy, c, ac, lsy, lsc, gamma, 2, lsum, ssum, whr, B); break;
-                    default: smooth_tile_class(xr, er, mx, lse, inv, yy, c, ac, lsy, lsc, gamma, 3, lsum, ssum, whr, B);
-                    }
+                /* Label smoothing or soft targets: every class has weight w_c = alpha_c t_c. */
+                if (soft) {
+                    for (int64_t c = 0; c < C; c++)
+                        fk_load_block(tg->t, tg->tcode, xb + c * inner, B, tt + c * TILE);
+                } else {
+                    for (int64_t k = 0; k < B; k++) if (yy[k] >= 0) tt[yy[k] * TILE + k] = 1.0f;
                 }
                 for (int64_t k = 0; k < B; k++) {
+                    ssum[k] = 0.0f; lsum[k] = 0.0f; acc1[k] = 0.0; acc2[k] = 0.0;
+                }
+                for (int64_t c = 0; c < C; c++) {
+                    const float ac = alpha[c];
+                    const float *xr = xt + c * TILE, *er = ex + c * TILE, *tr = tt + c * TILE;
+                    float *whr = wh + c * TILE;
+                    switch (gkind) { /* one vectorized copy of the loop per kind of gamma */
+                    case 0: smooth_tile_class(xr, er, tr, mx, lse, inv, yy, ac, lsy, lsc, gamma, 0, lsum, ssum, whr, B); break;
+                    case 1: smooth_tile_class(xr, er, tr, mx, lse, inv, yy, ac, lsy, lsc, gamma, 1, lsum, ssum, whr, B); break;
+                    case 2: smooth_tile_class(xr, er, tr, mx, lse, inv, yy, ac, lsy, lsc, gamma, 2, lsum, ssum, whr, B); break;
+                    default: smooth_tile_class(xr, er, tr, mx, lse, inv, yy, ac, lsy, lsc, gamma, 3, lsum, ssum, whr, B);
+                    }
+                    if (c % FK_SUMBLK == FK_SUMBLK - 1 || c == C - 1) fk_flush2(acc1, ssum, acc2, lsum, B);
+                }
+                if (!soft) {
+                    for (int64_t k = 0; k < B; k++) if (yy[k] >= 0) tt[yy[k] * TILE + k] = 0.0f;
+                }
+                for (int64_t k = 0; k < B; k++) {
+                    ssum[k] = (float)acc1[k]; lsum[k] = (float)acc2[k];
                     s += lsum[k];
                     if (loss_out) loss_out[nn * inner + i0 + k] = lsum[k];
                 }
@@ -638,7 +767,6 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
             }
             part[u] = s; ctotal += cnt;
         }
-        free(wh);
         free(xt);
     }
     for (int64_t u = 0; u < units; u++) total += part[u];
@@ -646,4 +774,46 @@ double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int6
     *count = ctotal;
     *nbad = bad;
     return total;
+}
+
+static double softmax_call(const void *x, int xcode, const fk_softmax_targets *tg, int64_t N,
+                           int64_t C, int64_t inner, const float *alpha, float gamma, float ls,
+                           float *loss_out, void *grad_out, int64_t *count, int64_t *nbad,
+                           int nthreads) {
+    /* alpha always present in the loops: a vectorized `alpha ? alpha[c] : 1` becomes a masked
+     * load from NULL, which AMD CPUs execute through a slow microcode assist */
+    float *ones = NULL;
+    if (!alpha) {
+        ones = (float *)malloc(sizeof(float) * (size_t)(C + 1));
+        for (int64_t c = 0; c < C; c++) ones[c] = 1.0f;
+        alpha = ones;
+    }
+    double r = inner == 1
+        ? softmax_rows(x, xcode, tg, N, C, alpha, gamma, ls, loss_out, grad_out, count, nbad, nthreads)
+        : softmax_maps(x, xcode, tg, N, C, inner, alpha, gamma, ls, loss_out, grad_out, count, nbad,
+                       nthreads);
+    free(ones);
+    return r;
+}
+
+/* Class indices y (N, inner) int64; labels outside [0, C) that are not `ignore` are counted in
+ * *nbad and treated as ignored. */
+double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int64_t N, int64_t C,
+                                int64_t inner, const float *alpha, float gamma, int64_t ignore,
+                                float ls, float *loss_out, void *grad_out, int64_t *count,
+                                int64_t *nbad, int nthreads) {
+    fk_softmax_targets tg = {y, ignore, NULL, 0};
+    return softmax_call(x, xcode, &tg, N, C, inner, alpha, gamma, ls, loss_out, grad_out, count,
+                        nbad, nthreads);
+}
+
+/* Class probabilities t of x's layout (N, C, inner), float32 (tcode 0) or bfloat16 (tcode 1);
+ * label smoothing gives t (1 - ls) + ls / C, as F.cross_entropy. Every position counts. */
+double FK_FN(fk_softmax_soft)(const void *x, int xcode, const void *t, int tcode, int64_t N,
+                              int64_t C, int64_t inner, const float *alpha, float gamma, float ls,
+                              float *loss_out, void *grad_out, int64_t *count, int nthreads) {
+    fk_softmax_targets tg = {NULL, 0, t, tcode};
+    int64_t nbad = 0;
+    return softmax_call(x, xcode, &tg, N, C, inner, alpha, gamma, ls, loss_out, grad_out, count,
+                        &nbad, nthreads);
 }

@@ -311,7 +311,8 @@ def softmax_focal_fwd(
     """Softmax focal loss over dimension 1 and its gradient in one Triton launch (kernel contract).
 
     Per position, with log p = log_softmax(x) over the C classes, om_c = 1 - p_c,
-    t_c = (1 - ls) [c == y] + ls / C and w_c = alpha_c t_c::
+    t_c = (1 - ls) [c == y] + ls / C (or (1 - ls) t_c + ls / C for class probabilities t) and
+    w_c = alpha_c t_c::
 
         loss       = -sum_c w_c om_c^gamma log p_c
         h_c        = om_c^gamma (gamma p_c log p_c / om_c - 1)     (log p_c / om_c := -1 at om_c = 0)
@@ -326,7 +327,9 @@ def softmax_focal_fwd(
             int32: a uint8 label never wraps onto ``ignore_index``); positions equal to
             ``ignore_index`` are ignored. Labels outside [0, C) are not checked here (no host sync):
             they count as positions with no positive class (loss 0); the public losses validate
-            them first (``validate_args=True``).
+            them first (``validate_args=True``). Or class probabilities (mixup, cutmix,
+            distillation): a floating-point tensor of x's shape; ``ignore_index`` does not apply and
+            every position counts.
         alpha: None or a (C,) tensor of non-negative per-class weights.
         gamma: focusing parameter >= 0.
         ignore_index: target value to ignore.
@@ -352,13 +355,20 @@ def softmax_focal_fwd(
     gamma, ls = _check_common(gamma, label_smoothing)
     if x.dim() < 2:
         raise ValueError(f"x must be (N, C) or (N, C, *d), got shape {tuple(x.shape)}")
-    targets = _labels(targets, ignore_index)
     expected = x.shape[:1] + x.shape[2:]
-    if targets.shape != expected:
-        raise ValueError(
-            f"targets must have shape {tuple(expected)} (x's shape without dimension 1), "
-            f"got {tuple(targets.shape)}"
-        )
+    soft = targets.is_floating_point()
+    if soft:
+        if targets.shape != x.shape:
+            raise ValueError(
+                f"class-probability targets must have x's shape {tuple(x.shape)}, got {tuple(targets.shape)}"
+            )
+    else:
+        targets = _labels(targets, ignore_index)
+        if targets.shape != expected:
+            raise ValueError(
+                f"targets must have shape {tuple(expected)} (x's shape without dimension 1), "
+                f"got {tuple(targets.shape)}"
+            )
     c = x.shape[1]
     if alpha is not None:
         if not isinstance(alpha, Tensor):
@@ -380,6 +390,8 @@ def softmax_focal_fwd(
         loss = torch.zeros((), dtype=torch.float32, device=dev) if reduce else torch.zeros(
             expected, dtype=torch.float32, device=dev
         )
+        if soft:
+            return loss, torch.zeros((), dtype=torch.int64, device=dev), grad
         return loss, (targets != ignore_index).sum(dtype=torch.int64), grad
     _check_runnable(x)
 
@@ -394,7 +406,8 @@ def softmax_focal_fwd(
         x, targets, alpha if alpha is not None else psum, loss_buf,
         grad if compute_grad else psum, psum, pcnt,
         positions, c, inner, n_sblocks, gamma, int(ignore_index), ls,
-        ROWS=rows, HAS_ALPHA=alpha is not None, SMOOTH=ls != 0.0, GAMMA_ZERO=gamma == 0.0,
+        ROWS=rows, HAS_ALPHA=alpha is not None, SMOOTH=ls != 0.0, SOFT=soft, FULL=soft or ls != 0.0,
+        GAMMA_ZERO=gamma == 0.0,
         REDUCE=bool(reduce), WRITE_GRAD=bool(compute_grad), SINGLE=c <= block_c,
         WIDE=x.numel() + (block_p + 1) * (c + block_c) * inner > _INT32_LIMIT,  # masked lanes' offsets
         BLOCK_P=block_p, BLOCK_C=block_c, num_warps=num_warps,

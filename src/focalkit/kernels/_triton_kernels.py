@@ -148,17 +148,20 @@ if HAVE_TRITON:
 
     @triton.jit
     def _softmax_class_terms(
-        xt, m, lse, m2, valid, cols, y, alpha_ptr, gamma, ls, C,
-        HAS_ALPHA: tl.constexpr, SMOOTH: tl.constexpr, GAMMA_ZERO: tl.constexpr,
+        xt, m, lse, m2, valid, cols, y, t_ptr, toffs, alpha_ptr, gamma, ls, C,
+        HAS_ALPHA: tl.constexpr, SMOOTH: tl.constexpr, SOFT: tl.constexpr, GAMMA_ZERO: tl.constexpr,
     ):  # fmt: skip
-        # Per class of a chunk: log p, p, w = alpha t and h (see the module docstring).
+        # Per class of a chunk: log p, p, w = alpha t and h (see the module docstring); t is the
+        # smoothed one-hot of the label, or the class probabilities at toffs (SOFT), smoothed.
         logp = tl.where(m2, (xt - m[:, None]) - lse[:, None], 0.0)
         p = tl.exp(logp)
-        onehot = cols[None, :] == y[:, None]
-        if SMOOTH:
-            tcls = tl.where(onehot, 1.0 - ls, 0.0) + ls / C
+        if SOFT:
+            tsoft = tl.load(t_ptr + toffs, mask=m2, other=0.0).to(tl.float32)
+            tcls = tsoft * (1.0 - ls) + ls / C
+        elif SMOOTH:
+            tcls = tl.where(cols[None, :] == y[:, None], 1.0 - ls, 0.0) + ls / C
         else:
-            tcls = tl.where(onehot, 1.0, 0.0)
+            tcls = tl.where(cols[None, :] == y[:, None], 1.0, 0.0)
         if HAS_ALPHA:
             a = tl.load(alpha_ptr + cols, mask=cols < C, other=0.0).to(tl.float32)
             w = tcls * a[None, :]
@@ -179,8 +182,8 @@ if HAVE_TRITON:
     def softmax_focal_kernel(
         x_ptr, y_ptr, alpha_ptr, loss_ptr, grad_ptr, psum_ptr, pcnt_ptr,
         P, C, inner, n_sblocks, gamma, ignore_i, ls,
-        ROWS: tl.constexpr, HAS_ALPHA: tl.constexpr, SMOOTH: tl.constexpr,
-        GAMMA_ZERO: tl.constexpr, REDUCE: tl.constexpr, WRITE_GRAD: tl.constexpr,
+        ROWS: tl.constexpr, HAS_ALPHA: tl.constexpr, SMOOTH: tl.constexpr, SOFT: tl.constexpr,
+        FULL: tl.constexpr, GAMMA_ZERO: tl.constexpr, REDUCE: tl.constexpr, WRITE_GRAD: tl.constexpr,
         SINGLE: tl.constexpr, WIDE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
     ):  # fmt: skip
         pid = tl.program_id(0)
@@ -199,8 +202,12 @@ if HAVE_TRITON:
             base = n * C * inner + s
             pos = n * inner + s
             cstride = inner
-        y = tl.load(y_ptr + pos, mask=pmask, other=0)
-        valid = pmask & (y != ignore_i)
+        if SOFT:  # y_ptr holds class probabilities of x's layout; every position counts
+            y = tl.zeros((BLOCK_P,), tl.int32)
+            valid = pmask
+        else:
+            y = tl.load(y_ptr + pos, mask=pmask, other=0)
+            valid = pmask & (y != ignore_i)
         cols = tl.arange(0, BLOCK_C)
 
         # Pass 1: log-sum-exp over the classes as m + log1p(tail + neq - 1).
@@ -225,26 +232,26 @@ if HAVE_TRITON:
                 m = mn
         lse = _log1p_pos(tail + (tl.maximum(neq, 1.0) - 1.0))  # neq - 1 first: exact
 
-        # Pass 2: the loss and S = sum_c w_c h_c of each position.
-        if SMOOTH:
+        # Pass 2: the loss and S = sum_c w_c h_c of each position (FULL: label smoothing or soft
+        # targets, every class enters).
+        if FULL:
             logp, p, w, mod, h = _softmax_class_terms(
-                xt, m, lse, m2, valid, cols, y, alpha_ptr, gamma, ls, C,
-                HAS_ALPHA, SMOOTH, GAMMA_ZERO,
+                xt, m, lse, m2, valid, cols, y, y_ptr, offs, alpha_ptr, gamma, ls, C,
+                HAS_ALPHA, SMOOTH, SOFT, GAMMA_ZERO,
             )  # fmt: skip
-            loss = -tl.sum(w * mod * logp, axis=1)
+            loss = -tl.sum(tl.where(w > 0.0, w * mod * logp, 0.0), axis=1)  # 0 log 0 := 0
             S = tl.sum(w * h, axis=1)
             if not SINGLE:
                 for c0 in range(BLOCK_C, C, BLOCK_C):
                     cc = c0 + cols
                     m2c = pmask[:, None] & (cc < C)[None, :]
-                    xc = tl.load(
-                        x_ptr + base[:, None] + cc[None, :] * cstride, mask=m2c, other=0.0
-                    ).to(tl.float32)
+                    oc = base[:, None] + cc[None, :] * cstride
+                    xc = tl.load(x_ptr + oc, mask=m2c, other=0.0).to(tl.float32)
                     logp, p, w, mod, h = _softmax_class_terms(
-                        xc, m, lse, m2c, valid, cc, y, alpha_ptr, gamma, ls, C,
-                        HAS_ALPHA, SMOOTH, GAMMA_ZERO,
+                        xc, m, lse, m2c, valid, cc, y, y_ptr, oc, alpha_ptr, gamma, ls, C,
+                        HAS_ALPHA, SMOOTH, SOFT, GAMMA_ZERO,
                     )  # fmt: skip
-                    loss += -tl.sum(w * mod * logp, axis=1)
+                    loss += -tl.sum(tl.where(w > 0.0, w * mod * logp, 0.0), axis=1)
                     S += tl.sum(w * h, axis=1)
         else:  # hard labels: only the target class enters, gathered directly
             hit = valid & (y >= 0) & (y < C)
@@ -269,7 +276,7 @@ if HAVE_TRITON:
 
         # Pass 3: the gradient, dloss/dx_j = w_j h_j - p_j S, in x's dtype and layout.
         if WRITE_GRAD:
-            if SMOOTH:
+            if FULL:
                 if SINGLE:
                     g = w * h - p * S[:, None]
                     g = tl.where(valid[:, None], g, 0.0)
@@ -281,8 +288,8 @@ if HAVE_TRITON:
                         oc = base[:, None] + cc[None, :] * cstride
                         xc = tl.load(x_ptr + oc, mask=m2c, other=0.0).to(tl.float32)
                         logp, p, w, mod, h = _softmax_class_terms(
-                            xc, m, lse, m2c, valid, cc, y, alpha_ptr, gamma, ls, C,
-                            HAS_ALPHA, SMOOTH, GAMMA_ZERO,
+                            xc, m, lse, m2c, valid, cc, y, y_ptr, oc, alpha_ptr, gamma, ls, C,
+                            HAS_ALPHA, SMOOTH, SOFT, GAMMA_ZERO,
                         )  # fmt: skip
                         g = w * h - p * S[:, None]
                         g = tl.where(valid[:, None], g, 0.0)

@@ -24,6 +24,10 @@ for a -inf logit of a class with a positive target weight, and a finite loss and
 logits of classes the target leaves out (masking), as ``F.cross_entropy``. The gradient is NaN
 wherever the loss is NaN. Ignored elements and positions give exactly 0 whatever their logits.
 
+Instruction sets: one build holds a baseline, an AVX2+FMA and an AVX-512 variant (GCC on x86-64) and
+uses the best one the running CPU supports (:func:`isa`). ``FOCALKIT_CPU_ISA=baseline|avx2|avx512``,
+set before the first call, caps the choice (for a slow-but-safe run or to compare variants).
+
 Example (needs the built kernel; the test suite skips it, visibly, where it is not built):
     >>> import torch
     >>> from focalkit.kernels import cpu
@@ -40,6 +44,7 @@ import ctypes
 import glob
 import os
 import threading
+import warnings
 from typing import Any
 
 import torch
@@ -47,12 +52,14 @@ from torch import Tensor
 
 from focalkit._torch_compat import storage_use_count
 
-__all__ = ["available", "load_error", "load_library", "sigmoid_focal_fwd", "softmax_focal_fwd"]
+__all__ = ["available", "isa", "load_error", "load_library", "sigmoid_focal_fwd", "softmax_focal_fwd"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _FLOAT_CODES = {torch.float32: 0, torch.bfloat16: 1}
 #: The C functions' signatures this module declares (``fk_abi_version`` of the build).
-ABI_VERSION = 2
+ABI_VERSION = 3
+#: The kernel variants, by the level ``fk_cpu_isa`` reports.
+ISA_NAMES = ("baseline", "avx2", "avx512")
 _INT64 = (-(2**63), 2**63 - 1)
 _lib: Any = None
 _load_error: str | None = None
@@ -105,7 +112,29 @@ def load_library(path: str) -> Any:
     lib.fk_softmax_labels.restype = _d
     lib.fk_softmax_labels.argtypes = [
         _vp, _i, _vp, _i64, _i64, _i64, _vp, _f, _i64, _f, _vp, _vp, _i64p, _i64p, _i]
+    lib.fk_softmax_soft.restype = _d
+    lib.fk_softmax_soft.argtypes = [
+        _vp, _i, _vp, _i, _i64, _i64, _i64, _vp, _f, _f, _vp, _vp, _i64p, _i]
+    if hasattr(lib, "fk_set_cpu_isa"):  # builds without per-CPU variants have none
+        lib.fk_set_cpu_isa.restype = _i
+        lib.fk_set_cpu_isa.argtypes = [_i]
+        lib.fk_cpu_isa.restype = _i
+        lib.fk_cpu_isa.argtypes = []
     return lib
+
+
+def _apply_isa_env(lib: Any) -> None:
+    name = os.environ.get("FOCALKIT_CPU_ISA", "").strip().lower()
+    if not name or name == "auto" or not hasattr(lib, "fk_set_cpu_isa"):
+        return
+    if name not in ISA_NAMES:
+        warnings.warn(
+            f"FOCALKIT_CPU_ISA={name!r} is not one of {ISA_NAMES} or 'auto'; using the best variant",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return
+    lib.fk_set_cpu_isa(ISA_NAMES.index(name))
 
 
 def _load() -> Any:
@@ -128,6 +157,7 @@ def _load() -> Any:
                 except OSError as exc:
                     _load_error = str(exc)
                     continue
+                _apply_isa_env(lib)
                 _lib, _load_error = lib, None
                 break
         _loaded = True
@@ -137,6 +167,33 @@ def _load() -> Any:
 def available() -> bool:
     """True when the compiled C kernel could be loaded."""
     return _load() is not None
+
+
+def isa() -> str | None:
+    """The instruction-set variant of the C kernel in use: ``"baseline"`` (any CPU), ``"avx2"``
+    (AVX2 + FMA) or ``"avx512"``; None when the kernel is not available.
+
+    The best variant the running CPU supports, unless ``FOCALKIT_CPU_ISA`` caps it.
+
+    Example:
+        >>> isa() in (None, "baseline", "avx2", "avx512")
+        True
+    """
+    lib = _load()
+    if lib is None or not hasattr(lib, "fk_cpu_isa"):
+        return None
+    return ISA_NAMES[lib.fk_cpu_isa()]
+
+
+def _set_isa(name: str | None) -> str:
+    """Use the best variant at most ``name`` (None: the best); returns the variant now in use.
+
+    For tests and benchmarks that compare the variants in one process; not thread-safe with
+    concurrent kernel calls.
+    """
+    lib = _require()
+    level = -1 if name is None else ISA_NAMES.index(name)
+    return ISA_NAMES[lib.fk_set_cpu_isa(level)]
 
 
 def load_error() -> str | None:
@@ -320,9 +377,12 @@ def softmax_focal_fwd(
             softmax runs over C in place, without a transpose copy.
         targets: integer class indices (N, d1, ..., dk); positions equal to ``ignore_index`` are
             ignored; any integer dtype (compared in int64, so a uint8 label never wraps onto
-            ``ignore_index``). Labels outside [0, C) raise ``ValueError``.
+            ``ignore_index``). Labels outside [0, C) raise ``ValueError``. Or class probabilities
+            (mixup, cutmix, distillation): a floating-point tensor of x's shape, read in place when
+            float32 or bfloat16 (other float dtypes are converted to float32); ``ignore_index``
+            does not apply and every position counts.
         alpha: None or (C,) non-negative class weights. gamma: >= 0.
-        label_smoothing: as ``F.cross_entropy``: t = (1 - ls) onehot + ls / C.
+        label_smoothing: as ``F.cross_entropy``: t -> (1 - ls) t + ls / C (t one-hot for labels).
         reduce / compute_grad: as :func:`sigmoid_focal_fwd`.
 
     Returns:
@@ -336,11 +396,18 @@ def softmax_focal_fwd(
     n, c = xc.shape[0], xc.shape[1]
     inner = xc.numel() // max(n * c, 1)
     pos_shape = xc.shape[:1] + xc.shape[2:]
-    if tuple(targets.shape) != tuple(pos_shape):
+    soft = targets.is_floating_point()
+    if soft:
+        if tuple(targets.shape) != tuple(xc.shape):
+            raise ValueError(
+                f"class-probability targets must have x's shape {tuple(xc.shape)}, got {tuple(targets.shape)}"
+            )
+        tcode = 1 if targets.dtype == torch.bfloat16 else 0
+        y = targets.contiguous() if tcode else targets.to(torch.float32).contiguous()
+    elif tuple(targets.shape) != tuple(pos_shape):
         raise ValueError(f"targets must have shape {tuple(pos_shape)}, got {tuple(targets.shape)}")
-    if targets.is_floating_point():
-        raise TypeError("the CPU kernel takes integer class indices (use the eager path for soft targets)")
-    y = _labels_int64(targets, ignore_index)
+    else:
+        y = _labels_int64(targets, ignore_index)
     a = None
     if alpha is not None:
         a = torch.as_tensor(alpha, dtype=torch.float32).contiguous()
@@ -349,7 +416,12 @@ def softmax_focal_fwd(
     loss_buf = None if reduce else torch.empty(pos_shape, dtype=torch.float32)
     grad = _pool.get(xc.shape, xc.dtype) if compute_grad else None
     count, nbad = ctypes.c_int64(0), ctypes.c_int64(0)
-    if n * c * inner > 0:
+    if n * c * inner > 0 and soft:
+        total = lib.fk_softmax_soft(
+            xc.data_ptr(), code, y.data_ptr(), tcode, n, c, inner, _ptr(a), float(gamma),
+            float(label_smoothing), _ptr(loss_buf), _ptr(grad), ctypes.byref(count), _nthreads(),
+        )  # fmt: skip
+    elif n * c * inner > 0:
         total = lib.fk_softmax_labels(
             xc.data_ptr(), code, y.data_ptr(), n, c, inner, _ptr(a), float(gamma), int(ignore_index),
             float(label_smoothing), _ptr(loss_buf), _ptr(grad), ctypes.byref(count),

@@ -16,8 +16,9 @@ focalkit's gradient cache is emptied before that call, so its buffer counts as a
 Memory allocated outside PyTorch's allocator (none of the methods here do) would not be seen.
 
 ``--cpu-kernel NAME=PATH`` (repeatable) adds rows ``focalkit fused [NAME]``: the fused path with
-another build of the C kernel (a ``_focal_cpu*.so`` of the same ABI) swapped in for the forward call,
-so that two builds (say main's and a branch's) are timed side by side in one run on the same tensors.
+another build of the C kernel (a ``_focal_cpu*.so``; an older ABI is adapted) swapped in for the forward call,
+so that two builds (say main's and a branch's) are timed side by side in one run on the same tensors;
+``NAME=PATH@ISA`` runs that build's ``baseline``/``avx2``/``avx512`` variant.
 """
 
 from __future__ import annotations
@@ -177,12 +178,16 @@ def _cases(quick: bool) -> dict[str, dict[str, Any]]:
             "detection labels": dict(kind="sigmoid_labels", shape=(2 * 500, 80)),
             "segmentation": dict(kind="softmax", shape=(2, 19, 32, 64)),
             "classification": dict(kind="softmax", shape=(64, 1000)),
+            "mixup 64x1000": dict(kind="softmax_soft", shape=(64, 1000)),
+            "mixup 2x19x32x64": dict(kind="softmax_soft", shape=(2, 19, 32, 64)),
         }
     return {
         "detection dense": dict(kind="sigmoid", shape=(4, 30000, 80)),
         "detection labels": dict(kind="sigmoid_labels", shape=(4 * 30000, 80)),
         "segmentation": dict(kind="softmax", shape=(4, 19, 256, 512)),
         "classification": dict(kind="softmax", shape=(256, 1000)),
+        "mixup 256x1000": dict(kind="softmax_soft", shape=(256, 1000)),
+        "mixup 4x19x256x512": dict(kind="softmax_soft", shape=(4, 19, 256, 512)),
     }
 
 
@@ -243,6 +248,28 @@ def _methods(case: dict[str, Any], x: torch.Tensor, device, peers, compile_peers
             sf = peers["smp"].FocalLoss("multilabel", alpha=ALPHA, gamma=GAMMA)
             m["segmentation_models_pytorch"] = (lambda x: sf(x, t), "")
         m["CE baseline: BCE-with-logits"] = (lambda x: F.binary_cross_entropy_with_logits(x, t), "baseline")
+    elif kind == "softmax_soft":
+        # mixup: a per-sample convex combination of two one-hot targets (soft at every position)
+        n, c = x.shape[0], x.shape[1]
+        shp = (n,) + tuple(x.shape[2:])
+        lam = torch.rand((n,) + (1,) * (x.dim() - 1), generator=g)
+        onehot = lambda: F.one_hot(torch.randint(0, c, shp, generator=g), c).movedim(-1, 1).float()  # noqa: E731
+        t = (lam * onehot() + (1 - lam) * onehot()).to(device=device, dtype=x.dtype)
+        for b in _backend_methods(device):
+            m[f"focalkit {b}"] = (
+                (lambda x, b=b: _with_backend(b, fk.softmax_focal_loss, x, t, gamma=GAMMA)), "",
+            )  # fmt: skip
+        if "fused" in fk.available_backends():
+            m["focalkit fused, validate_args=False"] = (
+                (lambda x: _with_backend("fused", fk.softmax_focal_loss, x, t, gamma=GAMMA, validate_args=False)),
+                "no target-value checks",
+            )  # fmt: skip
+        for kname, lib in (extra_libs or {}).items():
+            m[f"focalkit fused [{kname}]"] = (
+                (lambda x, lib=lib: _with_cpu_lib(lib, fk.softmax_focal_loss, x, t, gamma=GAMMA)),
+                "C kernel build " + kname,
+            )  # fmt: skip
+        m["CE baseline: cross_entropy"] = (lambda x: F.cross_entropy(x, t), "baseline")
     else:
         n, c = x.shape[0], x.shape[1]
         shp = (n,) + tuple(x.shape[2:])
@@ -307,15 +334,68 @@ def _with_cpu_lib(lib: Any, fn, *args, **kwargs):
         fkcpu._lib = old
 
 
+class _OlderBuild:
+    """A build of an older ABI seen through today's calls (benchmarks only): ABI 1 had no
+    out-of-range count in ``fk_sigmoid_labels``; before ABI 3 there is no ``fk_softmax_soft`` (its rows
+    fail with a note)."""
+
+    def __init__(self, lib: Any, abi: int) -> None:
+        import ctypes
+
+        vp, i, i64, f, d = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float, ctypes.c_double
+        i64p = ctypes.POINTER(ctypes.c_int64)
+        self._lib, self._abi = lib, abi
+        lib.fk_sigmoid_dense.restype = lib.fk_sigmoid_labels.restype = lib.fk_softmax_labels.restype = d
+        lib.fk_sigmoid_dense.argtypes = [vp, i, vp, i64, f, i, f, i, f, f, vp, vp, i64p, i]
+        lib.fk_sigmoid_labels.argtypes = [vp, i, vp, i64, i64, i64, f, i, f, i, i64, f, vp, vp, i64p] + (
+            [i64p, i] if abi >= 2 else [i])
+        lib.fk_softmax_labels.argtypes = [vp, i, vp, i64, i64, i64, vp, f, i64, f, vp, vp, i64p, i64p, i]
+        self.fk_sigmoid_dense = lib.fk_sigmoid_dense
+        self.fk_softmax_labels = lib.fk_softmax_labels
+
+    def fk_sigmoid_labels(self, *args: Any) -> float:
+        if self._abi >= 2:
+            return self._lib.fk_sigmoid_labels(*args)
+        return self._lib.fk_sigmoid_labels(*args[:-2], args[-1])  # no nbad: it stays 0
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"this build (ABI {self._abi}) has no {name}")
+
+
 def _load_cpu_kernels(specs: list[str] | None) -> dict[str, Any]:
+    """``NAME=PATH`` or ``NAME=PATH@ISA`` (a build with per-CPU variants, capped at ``ISA``)."""
+    import shutil
+    import tempfile
+
     from focalkit.kernels import cpu as fkcpu
 
     out: dict[str, Any] = {}
     for spec in specs or []:
         name, sep, path = spec.partition("=")
+        path, _, isa = path.partition("@")
         if not sep or not name or not path:
-            raise SystemExit(f"--cpu-kernel takes NAME=PATH, got {spec!r}")
-        out[name] = fkcpu.load_library(os.path.abspath(path))
+            raise SystemExit(f"--cpu-kernel takes NAME=PATH or NAME=PATH@ISA, got {spec!r}")
+        path = os.path.abspath(path)
+        if isa:
+            # a private copy: the dynamic loader shares one instance (and its ISA choice) per file
+            copy = os.path.join(tempfile.mkdtemp(prefix="focalkit-bench-"), os.path.basename(path))
+            shutil.copy(path, copy)
+            path = copy
+        try:
+            lib = fkcpu.load_library(path)
+        except OSError:  # an older build (say main's before an ABI change): adapt its calls
+            raw = fkcpu._cdll_passive_omp(path)
+            abi = raw.fk_abi_version()
+            if not 1 <= abi < fkcpu.ABI_VERSION:
+                raise
+            lib = _OlderBuild(raw, abi)
+        if isa:
+            if isa not in fkcpu.ISA_NAMES or not hasattr(lib, "fk_set_cpu_isa"):
+                raise SystemExit(f"--cpu-kernel {spec!r}: no variant {isa!r} in that build")
+            got = fkcpu.ISA_NAMES[lib.fk_set_cpu_isa(fkcpu.ISA_NAMES.index(isa))]
+            if got != isa:
+                raise SystemExit(f"--cpu-kernel {spec!r}: this CPU runs at most {got!r}")
+        out[name] = lib
     return out
 
 
@@ -472,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=None, help="comma list of case-name substrings")
     ap.add_argument("--methods", default=None,
                     help="comma list of method-name substrings to time (the CE baseline always runs)")
-    ap.add_argument("--cpu-kernel", action="append", default=None, metavar="NAME=PATH",
+    ap.add_argument("--cpu-kernel", action="append", default=None, metavar="NAME=PATH[@ISA]",
                     help="also time the fused path with this build of the C kernel (repeatable)")
     ap.add_argument("--json", default=None, help="write the results to this JSON file")
     ap.add_argument("--markdown", default=None, help="write the markdown table to this file")

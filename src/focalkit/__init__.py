@@ -14,6 +14,7 @@ from typing import Any
 from focalkit.backends import available_backends, get_backend, kernel_status, set_backend, use_backend
 from focalkit.distributed import num_positives
 from focalkit.functional import sigmoid_focal_loss, softmax_focal_loss
+from focalkit.gamma import FLSD53, PiecewiseGamma
 from focalkit.modules import FocalLoss, SigmoidFocalLoss, SoftmaxFocalLoss
 from focalkit.weights import class_weights, prior_bias
 
@@ -35,7 +36,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "FLSD53",
     "FocalLoss",
+    "PiecewiseGamma",
     "SigmoidFocalLoss",
     "SoftmaxFocalLoss",
     "available_backends",

@@ -21,10 +21,53 @@ from typing import Any, Callable, Literal
 
 import torch
 
-__all__ = ["Backend", "CallInfo", "get_registered", "register_backend", "registered_names"]
+__all__ = [
+    "PLAIN",
+    "Backend",
+    "CallInfo",
+    "Variant",
+    "get_registered",
+    "register_backend",
+    "registered_names",
+]
 
 #: Names that the dispatcher itself owns; a plugin cannot take them.
 BUILTIN_NAMES = ("auto", "reference", "eager")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The parameter set of the shared per-element pass: which member of the focal family.
+
+    Every loss of the family is one pass over the logits (p = sigmoid(x) per element, or
+    log_softmax over dimension 1) with these parameters; the plain focal loss is ``Variant()``
+    (:data:`PLAIN`). The kernel contract's ``gamma`` stays a float or a
+    :class:`focalkit.PiecewiseGamma` (FLSD-53); ``alpha`` stays the kernels' ``alpha``.
+
+    Attributes:
+        kind: ``"focal"`` (Lin et al.: alpha_t (1 - p_t)^gamma CE, plus the Poly-1 term),
+            ``"asymmetric"`` (ASL, sigmoid only: gamma is gamma_pos), ``"quality"`` (QFL, sigmoid
+            only: |t - p|^gamma BCE, gamma is beta) or ``"varifocal"`` (VFL, sigmoid only).
+        epsilon: Poly-1 coefficient (kind ``"focal"``): adds epsilon (1 - p_t)^(gamma + 1).
+        gamma_neg: ASL's exponent of the negatives.
+        clip: ASL's probability shift of the negatives, p_m = max(p - clip, 0).
+        iou_weighted: VFL weights positives by their target score q (else by 1).
+    """
+
+    kind: Literal["focal", "asymmetric", "quality", "varifocal"] = "focal"
+    epsilon: float = 0.0
+    gamma_neg: float = 0.0
+    clip: float = 0.0
+    iou_weighted: bool = True
+
+    @property
+    def plain(self) -> bool:
+        """The plain focal loss (no Poly-1 term)."""
+        return self.kind == "focal" and self.epsilon == 0.0
+
+
+#: The plain focal loss.
+PLAIN = Variant()
 
 
 @dataclass(frozen=True)
@@ -42,6 +85,9 @@ class CallInfo:
         alpha: ``"none"``, ``"float"`` (a scalar alpha) or ``"tensor"`` (per class or per element).
         weight: a ``weight`` tensor multiplies the loss.
         reduce: the loss is summed (``reduction`` is ``"mean"`` or ``"sum"``, or a normalizer).
+        variant: the member of the focal family (:class:`Variant`); None (the default) is the plain
+            focal loss (a module-level default instance would not trace under ``torch.compile``).
+        piecewise: ``gamma`` is a :class:`focalkit.PiecewiseGamma` (sample-dependent, FLSD-53).
     """
 
     op: Literal["sigmoid", "softmax"]
@@ -52,6 +98,8 @@ class CallInfo:
     alpha: Literal["none", "float", "tensor"]
     weight: bool
     reduce: bool
+    variant: Variant | None = None
+    piecewise: bool = False
 
 
 def _always(info: CallInfo) -> bool:

@@ -81,6 +81,8 @@ def fused_available() -> bool:
 def _kernel_shape_ok(info: CallInfo) -> bool:
     if info.dtype not in _FLOATS or info.weight:
         return False
+    if (info.variant is not None and not info.variant.plain) or info.piecewise:  # the family's members: not in the kernels yet
+        return False
     if info.op == "sigmoid":
         return info.alpha in ("none", "float") and not info.soft
     # softmax: class indices or class probabilities (soft targets), label smoothing either way

@@ -248,7 +248,8 @@ if HAVE_TRITON:
 
     @triton.jit
     def _softmax_class_terms(
-        xt, m, lse, m2, valid, cols, y, t_ptr, toffs, alpha_ptr, gamma, ls, C, pw,
+        xt, m, lse, m2, valid, cols, y, t_ptr, toffs, alpha_ptr, gamma, ls, C,
+        th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4,
         HAS_ALPHA: tl.constexpr, SMOOTH: tl.constexpr, SOFT: tl.constexpr, GAMMA_ZERO: tl.constexpr,
         NTH: tl.constexpr,
     ):  # fmt: skip
@@ -272,9 +273,9 @@ if HAVE_TRITON:
         if GAMMA_ZERO:
             mod = tl.full(logp.shape, 1.0, tl.float32)
             h = tl.full(logp.shape, -1.0, tl.float32)
-        elif NTH > 0:  # piecewise gamma at p_c (pw: th0..th3, gv0..gv4)
+        elif NTH > 0:  # piecewise gamma at p_c
             om = _neg_expm1(logp)
-            g = _pw_gamma(p, pw[0], pw[1], pw[2], pw[3], pw[4], pw[5], pw[6], pw[7], pw[8], NTH)
+            g = _pw_gamma(p, th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4, NTH)
             mod = _pow_g(om, g)
             ratio = tl.where(om > 0.0, logp / tl.where(om > 0.0, om, 1.0), -1.0)
             h = mod * (g * tl.where(p > 0.0, p * ratio, 0.0) - 1.0)
@@ -299,7 +300,6 @@ if HAVE_TRITON:
         # eps (1 - p_t)^(g_t + 1), p_t = sum_c t_c p_c, folded into the gradient as
         # w_j h_j - p_j S - K t_j p_j with S -= K p_t, K = eps (g_t + 1)(1 - p_t)^g_t): the focal
         # family as compile-time parameters; the plain loss compiles to the plain code.
-        pw = (th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4)
         pid = tl.program_id(0)
         if WIDE:
             pid = pid.to(tl.int64)
@@ -350,7 +350,8 @@ if HAVE_TRITON:
         # targets, every class enters).
         if FULL:
             logp, p, w, mod, h, tm = _softmax_class_terms(
-                xt, m, lse, m2, valid, cols, y, y_ptr, offs, alpha_ptr, gamma, ls, C, pw,
+                xt, m, lse, m2, valid, cols, y, y_ptr, offs, alpha_ptr, gamma, ls, C,
+                th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4,
                 HAS_ALPHA, SMOOTH, SOFT, GAMMA_ZERO, NTH,
             )  # fmt: skip
             loss = -tl.sum(tl.where(w > 0.0, w * mod * logp, 0.0), axis=1)  # 0 log 0 := 0
@@ -366,7 +367,8 @@ if HAVE_TRITON:
                     oc = base[:, None] + cc[None, :] * cstride
                     xc = tl.load(x_ptr + oc, mask=m2c, other=0.0).to(tl.float32)
                     logp, p, w, mod, h, tm = _softmax_class_terms(
-                        xc, m, lse, m2c, valid, cc, y, y_ptr, oc, alpha_ptr, gamma, ls, C, pw,
+                        xc, m, lse, m2c, valid, cc, y, y_ptr, oc, alpha_ptr, gamma, ls, C,
+                        th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4,
                         HAS_ALPHA, SMOOTH, SOFT, GAMMA_ZERO, NTH,
                     )  # fmt: skip
                     loss += -tl.sum(tl.where(w > 0.0, w * mod * logp, 0.0), axis=1)
@@ -433,7 +435,8 @@ if HAVE_TRITON:
                         oc = base[:, None] + cc[None, :] * cstride
                         xc = tl.load(x_ptr + oc, mask=m2c, other=0.0).to(tl.float32)
                         logp, p, w, mod, h, tm = _softmax_class_terms(
-                            xc, m, lse, m2c, valid, cc, y, y_ptr, oc, alpha_ptr, gamma, ls, C, pw,
+                            xc, m, lse, m2c, valid, cc, y, y_ptr, oc, alpha_ptr, gamma, ls, C,
+                            th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4,
                             HAS_ALPHA, SMOOTH, SOFT, GAMMA_ZERO, NTH,
                         )  # fmt: skip
                         g = w * h - p * S[:, None]

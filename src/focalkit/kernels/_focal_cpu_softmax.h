@@ -159,8 +159,7 @@ FK_ALWAYS_INLINE void smooth_tile_class(const float *restrict xr, const float *r
 
 
 /* The passes: a plain copy and a family copy (see _focal_cpu_softmax_pass.h). */
-#define FK_PASS3(a, b, c) a##_##b##_##c
-#define FK_PASS2(a, b, c) FK_PASS3(a, b, c)
+/* FK_PASS2 / FK_PASS3: defined in _focal_cpu_impl.h */
 #define FK_FAM 0
 #define FK_PASS(name) FK_PASS2(name, plain, FK_ISA)
 #include "_focal_cpu_softmax_pass.h"

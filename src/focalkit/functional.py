@@ -65,6 +65,7 @@ def _dispatch(
             reduce=reduction != "none",
             variant=kwargs.get("variant"),
             piecewise=isinstance(kwargs["gamma"], PiecewiseGamma),
+            thresholds=len(kwargs["gamma"].thresholds) if isinstance(kwargs["gamma"], PiecewiseGamma) else 0,
         )
         backend = backends.resolve(info)
     if backend is None:

@@ -67,7 +67,7 @@ def sigmoid_family(x, t, valid, *, alpha, gamma, variant: Variant | None):
     elif v.kind == "quality":
         loss = _pow((t - p).abs(), torch.full_like(p, float(gamma))) * ce
     else:  # varifocal
-        a = 1.0 if alpha is None else alpha
+        a = 0.75 if alpha is None else alpha  # VarifocalNet's default (the eager closed form's too)
         w_pos = t if v.iou_weighted else torch.ones_like(t)
         loss = torch.where(t > 0, w_pos * ce, a * _pow(p, torch.full_like(p, float(gamma))) * ce)
     loss = torch.where(valid, loss, 0.0)

@@ -322,3 +322,67 @@ def test_the_custom_ops_carry_the_family():
         )  # fmt: skip
         torch.testing.assert_close(via_op[0], direct[0], rtol=0, atol=0)
         torch.testing.assert_close(via_op[2], direct[2], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("case,form", SIGMOID_FORMS)
+def test_sigmoid_family_matches_the_eager_closed_form(impl, case, form):
+    """The closed form is the parity reference of the Triton first-call check: they must agree."""
+    from focalkit.backends import closed_form
+
+    variant, gamma, alpha = SIGMOID_CASES[case]
+    sig, _ = impl
+    x, targets, kw, scores = _sigmoid_inputs(form, torch.float32, seed=11)
+    call = dict(alpha=alpha, gamma=gamma, label_smoothing=0.0, reduce=False, compute_grad=True,
+                variant=variant, **({} if scores is None else {"scores": scores}), **kw)  # fmt: skip
+    got, want = sig(x, targets, **call), closed_form.sigmoid_focal_fwd(x, targets, **call)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=1e-6)
+    assert int(got[1]) == int(want[1])
+
+
+def _api_cases():
+    g = _gen(13)
+    x = torch.randn(6, 5, 4, generator=g) * 2
+    t = (torch.rand(6, 5, 4, generator=g) < 0.3).float()
+    y = torch.randint(0, 5, (6, 4), generator=g)
+    y[0, 0] = -100
+    soft = torch.softmax(torch.randn(6, 5, 4, generator=g), 1)
+    return [
+        ("sigmoid poly1", fk.sigmoid_focal_loss, x, t, dict(epsilon=1.0)),
+        ("sigmoid flsd53 labels", fk.sigmoid_focal_loss, x, y.clamp(min=0), dict(gamma=fk.FLSD53, epsilon=-1.0)),
+        ("softmax poly1", fk.softmax_focal_loss, x, y, dict(epsilon=2.0, reduction="sum")),
+        ("softmax flsd53 soft", fk.softmax_focal_loss, x, soft, dict(gamma=fk.FLSD53, epsilon=1.0)),
+        ("softmax piecewise ls", fk.softmax_focal_loss, x, y,
+         dict(gamma=fk.PiecewiseGamma([0.1, 0.5, 0.9], [4, 2, 1, 0]), label_smoothing=0.1, reduction="none")),
+    ]
+
+
+@pytest.mark.parametrize("backend", IMPLS)
+@pytest.mark.parametrize("name,loss_fn,x,targets,kw", _api_cases(), ids=[c[0] for c in _api_cases()])
+def test_the_public_losses_run_the_family_on_the_kernels(monkeypatch, backend, name, loss_fn, x, targets, kw):
+    """Through the dispatcher, on the kernel backend, equal to the eager closed form."""
+    real, reached = backends.resolve, []
+    monkeypatch.setattr(backends, "resolve", lambda info: reached.append(real(info)) or reached[-1])
+    xk = x.clone().requires_grad_(True)
+    with fk.use_backend(backend):
+        got = loss_fn(xk, targets, **kw)
+    got.sum().backward()
+    assert [b.name for b in reached] == [backend]
+    xe = x.clone().requires_grad_(True)
+    with fk.use_backend("eager"):
+        want = loss_fn(xe, targets, **kw)
+        want.sum().backward()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(xk.grad, xe.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_a_longer_piecewise_gamma_runs_eager(monkeypatch):
+    real, reached = backends.resolve, []
+    monkeypatch.setattr(backends, "resolve", lambda info: reached.append(real(info)) or reached[-1])
+    five = fk.PiecewiseGamma([0.1, 0.2, 0.3, 0.4, 0.5], [1, 2, 3, 4, 5, 6])
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    for name in ["auto"] + IMPLS:
+        with fk.use_backend(name):
+            fk.softmax_focal_loss(x, y, gamma=five)
+            fk.sigmoid_focal_loss(x, y.float().clamp(max=1).expand(3, 4).T.contiguous(), gamma=five)
+    assert reached and all(b.name == "eager" for b in reached)

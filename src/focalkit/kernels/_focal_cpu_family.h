@@ -19,7 +19,7 @@
  *                           + [pm > 0] (1 - t) p (gn pm^gn pn (L / pm) + pm^gn pn / (1 - pm))
  *   quality (2):     |t - p|^b ce;  d/dx = |d|^b (d + b sign(d) (p pn / |d|) ce), d = p - t
  *   varifocal (3):   t > 0: w ce (w = t, or 1 when not iou_weighted), d/dx = w (p - t);
- *                    t = 0: alpha p^g ce, d/dx = alpha p^g (g pn ce + p)
+ *                    t = 0: alpha p^g ce, d/dx = alpha p^g (g pn ce + p) (alpha None: 0.75)
  * Ratios whose denominator vanishes are taken at their limit or as 0 where their factor is 0
  * (no 0 * inf): the results stay finite at logits +-1e4, gamma < 1, clip = 0, t exactly 0 or 1.
  */
@@ -170,7 +170,8 @@ static float sig_fam_quality(const float *restrict xs, const float *restrict ts,
 static float sig_fam_varifocal(const float *restrict xs, const float *restrict ts,
                                const float *restrict vs, float *restrict ls_, float *restrict gs,
                                int64_t m, float a, float ascale, float gamma, const fk_family *fam) {
-    const float g = gamma, av = a * ascale; /* alpha of the negatives (1 without alpha) */
+    /* alpha of the negatives; without one VarifocalNet's 0.75 (as the eager closed form) */
+    const float g = gamma, av = ascale == 1.0f ? a : 0.75f;
     const float iou = fam->iou_weighted ? 1.0f : 0.0f;
     float sum = 0.0f;
     FK_SIMD_SUM(sum)

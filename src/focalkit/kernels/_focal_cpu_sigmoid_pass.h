@@ -109,7 +109,7 @@ static double FK_PASS(sigmoid_labels_call)(const void *x, int xcode, const int64
                     int64_t yj = yr[j];
                     int valid = !(has_ignore && yj == ignore);
                     vs[k + j] = valid ? 1.0f : 0.0f;
-                    ts[k + j] = valid && yj == c ? sr[j] : tneg;
+                    ts[k + j] = valid && yj == c ? sr[j] * (1.0f - ls) + tneg : tneg;
                     cnt += valid;
                 }
                 k += run; e += run;

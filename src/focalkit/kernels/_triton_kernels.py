@@ -112,8 +112,8 @@ if HAVE_TRITON:
         else:  # varifocal
             if HAS_ALPHA:
                 av = alpha
-            else:
-                av = 1.0
+            else:  # VarifocalNet's 0.75, as the eager closed form
+                av = 0.75
             if IOU:
                 w = t
             else:

@@ -371,7 +371,7 @@ def sigmoid_focal_fwd(
             ``ignore_index`` are ignored. ``labels=True``: integer class indices of shape
             ``x.shape[:1] + x.shape[2:]`` (any integer dtype, compared in int64); C = background,
             ``ignore_index`` drops the position; labels outside [0, C] raise ``ValueError``.
-        alpha: weight of positives, or None (varifocal: the weight of the negatives).
+        alpha: weight of positives, or None (varifocal: the weight of the negatives, None = 0.75).
         gamma: >= 0, or a :class:`focalkit.PiecewiseGamma` with at most :data:`MAX_THRESHOLDS`
             thresholds (kind focal); gamma_pos for kind asymmetric, beta for kind quality.
         label_smoothing: t -> t (1 - ls) + ls / 2.

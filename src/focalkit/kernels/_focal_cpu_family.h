@@ -43,7 +43,11 @@ typedef struct {
 
 #define fk_pw_gamma FK_FN(fk_pw_gamma)
 #define fk_pow_g FK_FN(fk_pow_g)
-#define sig_fam_focal FK_FN(sig_fam_focal)
+#define sig_fam_focal_g0 FK_FN(sig_fam_focal_g0)
+#define sig_fam_focal_g1 FK_FN(sig_fam_focal_g1)
+#define sig_fam_focal_g2 FK_FN(sig_fam_focal_g2)
+#define sig_fam_focal_gx FK_FN(sig_fam_focal_gx)
+#define sig_fam_focal_pw FK_FN(sig_fam_focal_pw)
 #define sig_fam_asym FK_FN(sig_fam_asym)
 #define sig_fam_quality FK_FN(sig_fam_quality)
 #define sig_fam_varifocal FK_FN(sig_fam_varifocal)
@@ -80,33 +84,43 @@ static inline float fk_pow_g(float q, float logq, float g) {
 typedef float (*sig_fam_fn)(const float *, const float *, const float *, float *, float *, int64_t,
                             float, float, float, const fk_family *);
 
-static float sig_fam_focal(const float *restrict xs, const float *restrict ts,
-                           const float *restrict vs, float *restrict ls_, float *restrict gs,
-                           int64_t m, float a, float ascale, float gamma, const fk_family *fam) {
-    float th[FK_MAX_TH], gv[FK_MAX_TH + 1];
-    for (int k = 0; k < FK_MAX_TH; k++) th[k] = fam->th[k];
-    for (int k = 0; k <= FK_MAX_TH; k++) gv[k] = fam->gv[k];
-    const float eps = fam->epsilon;
-    (void)gamma;
-    float sum = 0.0f;
-    FK_SIMD_SUM(sum)
-    for (int64_t i = 0; i < m; i++) {
-        SIG_FAM_HEAD
-        float q = p * (1.0f - t) + pn * t;
-        float at = (a * t + (1.0f - a) * (1.0f - t)) * ascale;
-        float g = fk_pw_gamma(th, gv, 1.0f - q);
-        float mod = fk_pow_g(q, fk_log(q), g);
-        float ratio = q > 1e-30f ? p * pn / q : 0.0f;
-        float rce = ratio > 0.0f && q > 1e-30f ? ratio * ce : 0.0f;
-        float s = 1.0f - 2.0f * t;
-        float l = valid ? at * mod * ce + eps * (mod * q) : 0.0f;
-        float gr = at * mod * ((p - t) + g * s * rce) + eps * (g + 1.0f) * mod * (p * pn) * s;
-        gs[i] = valid ? gr : 0.0f;
-        ls_[i] = l;
-        sum += l;
+/* kind focal: one copy per kind of gamma (0, 1, 2: q^g is a multiply; other constants: exp(g log q);
+ * piecewise: g per element), chosen once per call, as the plain block steps. */
+#define SIG_FAM_FOCAL(NAME, GAMMA_OF, MOD)                                                     \
+    static float NAME(const float *restrict xs, const float *restrict ts,                      \
+                      const float *restrict vs, float *restrict ls_, float *restrict gs,       \
+                      int64_t m, float a, float ascale, float gamma, const fk_family *fam) {   \
+        float th[FK_MAX_TH], gv[FK_MAX_TH + 1];                                                \
+        for (int k = 0; k < FK_MAX_TH; k++) th[k] = fam->th[k];                                \
+        for (int k = 0; k <= FK_MAX_TH; k++) gv[k] = fam->gv[k];                               \
+        const float eps = fam->epsilon;                                                        \
+        (void)th; (void)gv;                                                                    \
+        float sum = 0.0f;                                                                      \
+        FK_SIMD_SUM(sum)                                                                       \
+        for (int64_t i = 0; i < m; i++) {                                                      \
+            SIG_FAM_HEAD                                                                       \
+            float q = p * (1.0f - t) + pn * t;                                                 \
+            float at = (a * t + (1.0f - a) * (1.0f - t)) * ascale;                             \
+            float g = GAMMA_OF;                                                                \
+            float mod = MOD;                                                                   \
+            float ratio = q > 1e-30f ? p * pn / q : 0.0f;                                      \
+            float rce = ratio > 0.0f && q > 1e-30f ? ratio * ce : 0.0f;                        \
+            float s = 1.0f - 2.0f * t;                                                         \
+            float l = valid ? at * mod * ce + eps * (mod * q) : 0.0f;                          \
+            float gr = at * mod * ((p - t) + g * s * rce)                                      \
+                       + eps * (g + 1.0f) * mod * (p * pn) * s;                                \
+            gs[i] = valid ? gr : 0.0f;                                                         \
+            ls_[i] = l;                                                                        \
+            sum += l;                                                                          \
+        }                                                                                      \
+        return sum;                                                                            \
     }
-    return sum;
-}
+
+SIG_FAM_FOCAL(sig_fam_focal_g0, 0.0f, 1.0f)
+SIG_FAM_FOCAL(sig_fam_focal_g1, 1.0f, q)
+SIG_FAM_FOCAL(sig_fam_focal_g2, 2.0f, q * q)
+SIG_FAM_FOCAL(sig_fam_focal_gx, gamma, (q == 0.0f ? 0.0f : fk_exp_neg(gamma * fk_log(q))))
+SIG_FAM_FOCAL(sig_fam_focal_pw, fk_pw_gamma(th, gv, 1.0f - q), fk_pow_g(q, fk_log(q), g))
 
 static float sig_fam_asym(const float *restrict xs, const float *restrict ts,
                           const float *restrict vs, float *restrict ls_, float *restrict gs,
@@ -191,12 +205,21 @@ static float sig_fam_varifocal(const float *restrict xs, const float *restrict t
     return sum;
 }
 
-static sig_fam_fn sig_fam_for(const fk_family *fam) {
+/* The block step of a family call (kind focal: by its gamma, the argument of the pass, which
+ * equals gv[0] when there is no threshold). */
+static sig_fam_fn sig_fam_for(const fk_family *fam, float gamma) {
     if (fam == NULL) return NULL;
     switch (fam->kind) {
     case 1: return sig_fam_asym;
     case 2: return sig_fam_quality;
     case 3: return sig_fam_varifocal;
-    default: return sig_fam_focal;
+    default:
+        if (fam->th[0] < INFINITY) return sig_fam_focal_pw;
+        switch (fk_gamma_kind(gamma)) {
+        case 0: return sig_fam_focal_g0;
+        case 1: return sig_fam_focal_g1;
+        case 2: return sig_fam_focal_g2;
+        default: return sig_fam_focal_gx;
+        }
     }
 }

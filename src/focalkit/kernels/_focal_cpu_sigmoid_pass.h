@@ -13,7 +13,7 @@ static double FK_PASS(sigmoid_dense_call)(const void *x, int xcode, const float 
                                  float *loss_out, void *grad_out, int64_t *count, int nthreads,
                                  const fk_family *fam) {
 #if FK_FAM
-    const sig_fam_fn fstep = sig_fam_for(fam);
+    const sig_fam_fn fstep = sig_fam_for(fam, gamma);
 #else
     const sig_block_fn step = sig_block_for(gamma, 0), step_hard = sig_block_for(gamma, 1);
     (void)fam;
@@ -71,7 +71,7 @@ static double FK_PASS(sigmoid_labels_call)(const void *x, int xcode, const int64
                                   void *grad_out, int64_t *count, int64_t *nbad, int nthreads,
                                   const float *scores, const fk_family *fam) {
 #if FK_FAM
-    const sig_fam_fn fstep = sig_fam_for(fam);
+    const sig_fam_fn fstep = sig_fam_for(fam, gamma);
 #else
     const sig_block_fn step = sig_block_for(gamma, ls == 0.0f);
     (void)fam; (void)scores;

@@ -81,7 +81,7 @@ static double FK_PASS(softmax_rows)(const void *x, int xcode, const fk_softmax_t
                 float om = fk_one_minus_p(lp, py);
                 float w = alpha[yk];
                 float g = gkind == 4 ? fk_pw_gamma(pw, pw + FK_MAX_TH, py) : gamma;
-                float mod = fk_pow_g(om, fk_log(om), g);
+                float mod = gkind == 4 ? fk_pow_g(om, fk_log(om), g) : fk_pow_mod(om, gamma, gkind);
                 /* eps om^(g+1) adds -eps (g + 1) om^g p_y to coef (the gradient's [j == y] - p_j) */
                 float coef = w * fk_softmax_h(lp, py, om, mod, g, 3) - eps * (g + 1.0f) * mod * py;
                 l = -w * mod * lp + eps * (mod * om);
@@ -240,7 +240,7 @@ static double FK_PASS(softmax_maps)(const void *x, int xcode, const fk_softmax_t
                     float om = fk_one_minus_p(lp, py);
                     float w = alpha[yk];
                     float g = gkind == 4 ? fk_pw_gamma(pw, pw + FK_MAX_TH, py) : gamma;
-                    float mod = fk_pow_g(om, fk_log(om), g);
+                    float mod = gkind == 4 ? fk_pow_g(om, fk_log(om), g) : fk_pow_mod(om, gamma, gkind);
                     float l = -w * mod * lp + eps * (mod * om);
                     coef[k] = w * fk_softmax_h(lp, py, om, mod, g, 3) - eps * (g + 1.0f) * mod * py;
                     cy[k] = coef[k] * om;

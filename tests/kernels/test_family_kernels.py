@@ -354,6 +354,13 @@ def _api_cases():
         ("softmax flsd53 soft", fk.softmax_focal_loss, x, soft, dict(gamma=fk.FLSD53, epsilon=1.0)),
         ("softmax piecewise ls", fk.softmax_focal_loss, x, y,
          dict(gamma=fk.PiecewiseGamma([0.1, 0.5, 0.9], [4, 2, 1, 0]), label_smoothing=0.1, reduction="none")),
+        ("asl", fk.asymmetric_loss, x, t, dict()),
+        ("asl labels clip0", fk.asymmetric_loss, x, y.clamp(min=0), dict(gamma_pos=1.0, gamma_neg=2.0, clip=0.0)),
+        ("qfl", fk.quality_focal_loss, x, t * torch.rand(6, 5, 4, generator=g), dict(reduction="sum")),
+        ("qfl labels scores", fk.quality_focal_loss, x, y, dict(scores=torch.rand(6, 4, generator=g), ignore_index=-100)),
+        ("vfl", fk.varifocal_loss, x, t * torch.rand(6, 5, 4, generator=g), dict()),
+        ("vfl labels scores", fk.varifocal_loss, x, y.clamp(min=0),
+         dict(scores=torch.rand(6, 4, generator=g), iou_weighted=False, reduction="none")),
     ]
 
 

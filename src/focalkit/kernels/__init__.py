@@ -11,6 +11,9 @@ the registry (:mod:`focalkit.backends.registry`, a leaf module, so there is no i
   without its kernel) go to the eager closed form. The softmax kernels take class indices and
   class probabilities (soft targets: mixup, cutmix, distillation), with or without label
   smoothing. On a machine without CUDA neither Triton nor ``torch._dynamo`` is imported.
+  The focal family runs in the same kernels (:func:`_kernel_shape_ok`): Poly-1 ``epsilon`` and a
+  ``PiecewiseGamma`` of up to :data:`MAX_THRESHOLDS` thresholds in both losses; the kinds
+  asymmetric, quality and varifocal in the sigmoid loss, dense or class indices with ``scores``.
 * ``"triton"``: the Triton kernels forced on any device, CPU included under Triton's interpreter
   (``TRITON_INTERPRET=1`` set before this package is imported); for tests.
 

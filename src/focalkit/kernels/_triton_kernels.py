@@ -407,10 +407,10 @@ if HAVE_TRITON:
                     g_y = _pw_gamma(p_y, th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4, NTH)
                     mod_y = _pow_g(om_y, g_y)
                 elif GAMMA_ZERO:  # with the Poly-1 term
-                    g_y = tl.zeros_like(p_y)
+                    g_y = 0.0
                     mod_y = tl.full((BLOCK_P,), 1.0, tl.float32)
                 else:
-                    g_y = tl.zeros_like(p_y) + gamma
+                    g_y = gamma
                     mod_y = _pow_pos(om_y, gamma)
                 ratio = tl.where(om_y > 0.0, logp_y / tl.where(om_y > 0.0, om_y, 1.0), -1.0)
                 loss = -w_y * mod_y * logp_y

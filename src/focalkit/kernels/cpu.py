@@ -15,6 +15,10 @@ Math (float32, per element / position), as in ``focalkit.backends.closed_form``:
 * softmax: log p = log_softmax(x), om_c = 1 - p_c, w_c = alpha_c t_c; loss = -sum_c w_c om_c^gamma log p_c,
   h_c = om_c^gamma (gamma p_c log p_c / om_c - 1), dloss/dx_j = w_j h_j - p_j sum_c w_c h_c.
 
+The focal family (Poly-1, a piecewise gamma, asymmetric, quality, varifocal: ``variant=``) runs in
+the same passes through the ``fk_*_family`` entry points; ``_focal_cpu_family.h`` has its math. The
+plain loss keeps its own compiled copy of each pass (``_focal_cpu_*_pass.h``), unchanged.
+
 Finite inputs give results within float32 rounding of the float64 reference. Non-finite logits
 propagate as in PyTorch's own losses (the kernel is built without ``-ffast-math``'s finite-only
 assumption, with its own NaN-correct exp/log): sigmoid, per element, what

@@ -36,10 +36,12 @@ class _FocalBase(nn.Module):
         ignore_index: int | None,
         label_smoothing: float,
         validate_args: bool,
+        epsilon: float = 0.0,
     ) -> None:
         super().__init__()
         V.check_reduction(reduction)
         self.gamma = V.check_gamma(gamma)
+        self.epsilon = V.check_epsilon(epsilon)
         self.label_smoothing = V.check_label_smoothing(label_smoothing)
         self.reduction = reduction
         self.ignore_index = ignore_index
@@ -79,6 +81,7 @@ class _FocalBase(nn.Module):
             ignore_index=self.ignore_index,
             label_smoothing=self.label_smoothing,
             validate_args=self.validate_args,
+            epsilon=self.epsilon,
             **self._extra_kwargs,
         )
 
@@ -86,14 +89,15 @@ class _FocalBase(nn.Module):
         a = self.alpha_value if self.alpha is None else f"tensor{tuple(self.alpha.shape)}"
         return (
             f"alpha={a}, gamma={self.gamma}, reduction={self.reduction!r}, "
-            f"ignore_index={self.ignore_index}, label_smoothing={self.label_smoothing}"
+            f"ignore_index={self.ignore_index}, label_smoothing={self.label_smoothing}, epsilon={self.epsilon}"
         )
 
 
 class SigmoidFocalLoss(_FocalBase):
     """Module form of :func:`focalkit.sigmoid_focal_loss` (binary, multi-label, dense detection).
 
-    The constructor takes the function's keyword arguments (``label_smoothing_mode`` included);
+    The constructor takes the function's keyword arguments (``label_smoothing_mode`` and the
+    Poly-1 ``epsilon`` included; ``gamma`` may be a :class:`focalkit.PiecewiseGamma`);
     ``forward(logits, targets, *, weight=None, normalizer=None)`` takes per-batch ``weight`` /
     ``normalizer`` that override the constructor's.
 
@@ -118,6 +122,7 @@ class SigmoidFocalLoss(_FocalBase):
         label_smoothing: float = 0.0,
         validate_args: bool = True,
         label_smoothing_mode: str = "binary",
+        epsilon: float = 0.0,
     ) -> None:
         mode = V.check_label_smoothing_mode(label_smoothing_mode)
         if isinstance(alpha, numbers.Real) and not isinstance(alpha, bool) and not 0 <= alpha <= 1:
@@ -126,6 +131,7 @@ class SigmoidFocalLoss(_FocalBase):
         super().__init__(
             alpha=alpha, gamma=gamma, reduction=reduction, weight=weight, normalizer=normalizer,
             ignore_index=ignore_index, label_smoothing=label_smoothing, validate_args=validate_args,
+            epsilon=epsilon,
         )
         self._extra_kwargs = {"label_smoothing_mode": mode}
 
@@ -134,6 +140,9 @@ class SigmoidFocalLoss(_FocalBase):
 
 class SoftmaxFocalLoss(_FocalBase):
     """Module form of :func:`focalkit.softmax_focal_loss` (multi-class, segmentation).
+
+    The constructor takes the function's keyword arguments (the Poly-1 ``epsilon`` included;
+    ``gamma`` may be a :class:`focalkit.PiecewiseGamma`).
 
     Example:
         >>> import torch, focalkit as fk
@@ -153,6 +162,7 @@ class SoftmaxFocalLoss(_FocalBase):
         ignore_index: int = -100,
         label_smoothing: float = 0.0,
         validate_args: bool = True,
+        epsilon: float = 0.0,
     ) -> None:
         if alpha is not None and isinstance(alpha, numbers.Real):
             V.check_softmax_alpha(alpha, 0, validate_args)  # raises the explanatory TypeError
@@ -160,6 +170,7 @@ class SoftmaxFocalLoss(_FocalBase):
         super().__init__(
             alpha=alpha, gamma=gamma, reduction=reduction, weight=weight, normalizer=normalizer,
             ignore_index=ignore_index, label_smoothing=label_smoothing, validate_args=validate_args,
+            epsilon=epsilon,
         )
 
     _function = staticmethod(softmax_focal_loss)

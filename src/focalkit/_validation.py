@@ -117,6 +117,14 @@ def check_float_gamma(gamma: Any, name: str) -> float:
     return check_gamma(gamma, name)
 
 
+def check_non_negative(name: str, value: Any) -> float:
+    """A finite number >= 0 (a weight such as VFL's alpha of the negatives)."""
+    v = check_real(name, value)
+    if v < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+    return v
+
+
 def check_clip(clip: Any) -> float:
     """ASL's probability shift of the negatives: a number in [0, 1)."""
     c = check_real("clip", clip)

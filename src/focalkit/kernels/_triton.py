@@ -39,6 +39,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -192,7 +193,7 @@ def _family_args(variant: Any, gamma: Any) -> tuple[float, list[float], dict[str
     A constant gamma is the float itself (NTH 0); a piecewise one gives NTH thresholds and
     NTH + 1 values (the float gamma is then unused)."""
     kind = 0 if variant is None else _KINDS[variant.kind]
-    eps = 0.0 if variant is None else float(variant.epsilon)
+    eps = 0.0 if variant is None else _f32(variant.epsilon)
     th: tuple[float, ...] = ()
     vals: tuple[float, ...] = ()
     g = gamma
@@ -214,10 +215,24 @@ def _family_args(variant: Any, gamma: Any) -> tuple[float, list[float], dict[str
     ] + thp + gvp
     const = dict(
         KIND=kind, NTH=len(th), HAS_EPS=eps != 0.0,
-        CLIP=variant is not None and variant.clip != 0.0,
+        CLIP=variant is not None and _f32(variant.clip) != 0.0,
         IOU=variant is None or bool(variant.iou_weighted),
     )  # fmt: skip
-    return float(g), scalars, const
+    return _f32(g), [_f32(v) for v in scalars], const
+
+
+_F32_TINY = float(np.finfo(np.float32).tiny)
+
+
+def _f32(v: float) -> float:
+    """A float scalar argument as the kernel computes with it: rounded to float32, and 0 below
+    float32's smallest normal number (GPUs flush such values to zero; the launcher also types a
+    Python float outside float32's normal range differently). The compile-time flags (GAMMA_ZERO,
+    HAS_EPS, CLIP) are then decided on the value the kernel uses: a gamma of 1e-158 or 1e-40 was
+    a nonzero flag with a zero or mistyped value, and gave wrong gradients. The relative change of
+    the result from dropping such a value is below 1e-37."""
+    f = float(np.float32(v))
+    return 0.0 if abs(f) < _F32_TINY else f
 
 
 def _finish(
@@ -292,6 +307,7 @@ def sigmoid_focal_fwd(
     _check_targets(x, targets)
     gamma, ls = _check_common(gamma, label_smoothing)
     gamma, fam_scalars, fam_const = _family_args(variant, gamma)
+    ls = _f32(ls)
     if scores is not None:
         if not labels or (variant is None or variant.plain):
             raise ValueError("scores are taken with labels=True by the family's kinds only")
@@ -302,7 +318,7 @@ def sigmoid_focal_fwd(
         if isinstance(alpha, Tensor):
             if alpha.numel() != 1:
                 raise TypeError("alpha must be a float or None for the Triton sigmoid kernel")
-        alpha = float(alpha)
+        alpha = _f32(alpha)
     x = x.contiguous()
     targets = targets.contiguous()
     if labels:
@@ -419,6 +435,7 @@ def softmax_focal_fwd(
     if variant is not None and variant.kind != "focal":
         raise ValueError(f"the softmax kernel takes the focal kind only, got {variant.kind!r}")
     gamma, fam_scalars, fam_const = _family_args(variant, gamma)
+    ls = _f32(ls)
     if x.dim() < 2:
         raise ValueError(f"x must be (N, C) or (N, C, *d), got shape {tuple(x.shape)}")
     expected = x.shape[:1] + x.shape[2:]

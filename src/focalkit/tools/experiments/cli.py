@@ -104,7 +104,7 @@ def compare(
 
     console = Console(stderr=False)
     if not console.is_terminal:  # files and pipes get the whole table
-        console = Console(stderr=False, width=max(console.width, 130))
+        console = Console(stderr=False, width=max(console.width, 160))
     err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
 
     def fail(msg: str, code: int = 2) -> None:

@@ -546,6 +546,7 @@ def test_compare_cli_end_to_end(tmp_path):
     assert not re.search(r"""(src|href)=["']?https?:""", html)  # self-contained
     assert "focal γ=2" in html and data["verdicts"]["ap"]["text"].split(":")[0] in html
     assert data["headline"].startswith("best focal") and "Answer:" in html
+    assert "Tries per family" in html and "focal loss got fewer tries (2) than the cross-entropy family (4)" in html
     # the same command gives the same numbers
     res2 = _cli("digits", "--epochs", "2", "--seeds", "2", "--gammas", "1,2", "-o", str(tmp_path / "o2"), "-q")
     assert res2.exit_code == 0

@@ -64,7 +64,7 @@ def _losses(pt, g, eps, gn, clip):
 @pytest.mark.parametrize("g, eps, gn, clip", [(2.0, 1.0, 4.0, 0.05), (0.5, -1.0, 0.0, 0.0),
                                               (3.0, 4.0, 2.0, 0.2), (0.0, 0.0, 1.0, 0.0)])
 def test_table_matches_the_closed_form_derivatives(g, eps, gn, clip):
-    pts = [0.5, 0.75, 0.9, 0.99, 0.05, 0.2, 0.3, 0.999]
+    pts = [0.5, 0.75, 0.9, 0.99, 0.05, 0.2 - 1e-6, 0.2 + 1e-6, 0.3, 0.999]
     r = F.explain_family(p_t=pts, gamma=g, epsilon=eps, gamma_neg=gn, clip=clip)
     pt = np.array(pts, np.float64)
     want = [_ce(pt), _focal(pt, g), _poly1(pt, eps), _flsd53(pt), _asl(pt, gn, clip)]
@@ -98,10 +98,14 @@ def test_the_flattening_answer_in_numbers():
 
 
 def test_flsd53_switches_gamma_at_its_threshold_and_can_be_left_out():
-    r = F.explain_family(p_t=[0.2 - 1e-9, 0.2])
-    below, at = r.member("FLSD-53").ratio
+    # p_t = 0.2 itself does not survive the round trip through the logit exactly, so one step
+    # of 1e-9 either side (the library computes p_t from the logit)
+    r = F.explain_family(p_t=[0.2 - 1e-9, 0.2 + 1e-9])
+    below, above = r.member("FLSD-53").ratio
     assert below == pytest.approx(_focal(0.2 - 1e-9, 5.0) / _ce(0.2 - 1e-9), rel=1e-7)
-    assert at == pytest.approx(_focal(0.2, 3.0) / _ce(0.2), rel=1e-12)
+    assert above == pytest.approx(_focal(0.2 + 1e-9, 3.0) / _ce(0.2 + 1e-9), rel=1e-7)
+    assert below / above == pytest.approx(0.8 ** 2 * (0.8 - 5 * 0.2 * math.log(0.2))
+                                          / (0.8 - 3 * 0.2 * math.log(0.2)), rel=1e-6)
     assert "FLSD-53" not in [m.name for m in F.explain_family(flsd53=False).members]
 
 

@@ -226,23 +226,26 @@ def _set_range(pg, sel: str, target: float, lo: float, step: float) -> None:
     assert float(pg.input_value(sel)) == pytest.approx(target, abs=1e-9)
 
 
-def _check_family(pg, **params) -> None:
-    """The family table in the page against autograd through the library's losses."""
+def _check_family(pg, texts: bool = False, **params) -> None:
+    """The family table in the page against autograd through the library's losses (and, with
+    ``texts``, the cells against what ``focalkit explain family`` prints: not for any values, since
+    a ratio on a rounding tie, e.g. 287.5 %, may round either way from the last bit)."""
     from focalkit.tools.explain.cli import _fmt, _pct
     from focalkit.tools.explain.family import explain_family
 
     want = explain_family(**params)
     got = _read_table(pg, "family", "name")
     assert list(got) == [m.name for m in want.members]
-    texts = {row[0]: row[1:] for row in _read_texts(pg, "family")}
+    shown = {row[0]: row[1:] for row in _read_texts(pg, "family")}
     for m in want.members:
         for j in range(len(want.p_t)):
             assert got[m.name][f"grad_{j}"] == pytest.approx(m.grad[j], rel=1e-9, abs=1e-300), (m.name, j)
-        assert texts[m.name] == [f"{_fmt(g)} ({_pct(r)})" for g, r in zip(m.grad, m.ratio)], m.name
+        if texts:
+            assert shown[m.name] == [f"{_fmt(g)} ({_pct(r)})" for g, r in zip(m.grad, m.ratio)], m.name
 
 
 def test_family_section_matches_python(page) -> None:
-    _check_family(page)
+    _check_family(page, texts=True)
     shown = {row[0]: row[1:] for row in _read_texts(page, "family")}
     assert shown["focal γ=2"][2] == "0.002896 (2.9 %)" and shown["Poly-1 ε=1"][2] == "0.19 (190 %)"
     _set_range(page, "#epsilon", -1.0, -1.0, 0.1)

@@ -187,3 +187,30 @@ def test_docstring_examples():
     for mod in (F, plots):
         result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.attempted > 0 and result.failed == 0, mod.__name__
+
+
+def test_readme_and_docs_show_the_generated_family_figure_and_numbers(tmp_path):
+    """The committed figure is the command's output (same size); the README's explain section
+    shows it and quotes the numbers the command prints."""
+    pytest.importorskip("matplotlib")
+    import struct
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- section:explain -->")[1].split("<!-- /section:explain -->")[0]
+    assert "](docs/family.png)" in section and "focalkit explain family" in section
+    assert "](family.png)" in (root / "docs" / "explain.md").read_text(encoding="utf-8")
+    res = runner.invoke(explain_app, ["family", "-o", str(tmp_path / "f.png")])
+    assert res.exit_code == 0, res.output
+    for row in ("| focal γ=2 | 0.2983 (59.7 %) | 0.0426 (17 %) | 0.002896 (2.9 %) | 2.990e-06 (0.0299 %) |",
+                "| Poly-1 ε=1 | 0.75 (150 %) | 0.4375 (175 %) | 0.19 (190 %) | 0.0199 (199 %) |"):
+        assert row in section, row
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert " ".join(cells[1:]) in " ".join(res.output.split())
+
+    def size(png: bytes) -> tuple[int, int]:
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        return struct.unpack(">II", png[16:24])
+
+    assert size((root / "docs" / "family.png").read_bytes()) == size((tmp_path / "f.png").read_bytes())

@@ -322,6 +322,10 @@ def family_command(
         _print_json(d)
         return
     con = _console()
+    if not con.is_terminal:  # files and pipes get the whole table
+        from rich.console import Console
+
+        con = Console(highlight=False, width=max(con.width, 120))
     con.print(family_rows(result))
     answer = family_answer(result)
     if answer:

@@ -136,9 +136,9 @@ def test_lossspec_family_names_and_checks():
     assert LossSpec("flsd53").name == "FLSD-53" and LossSpec("flsd53").gamma_value is fk.FLSD53
     assert LossSpec("asl", gamma_neg=4.0, clip=0.05).name == "ASL γ+=0 γ-=4 clip=0.05"
     assert LossSpec("asl", gamma_neg=4.0, clip=0.05).to_dict()["gamma_neg"] == 4.0
-    with pytest.raises(ValueError, match="epsilon must be a finite number >= -1"):
+    with pytest.raises(ValueError, match=r"epsilon \(the Poly-1 coefficient\) must be >= -1"):
         LossSpec("poly1", epsilon=-1.5)
-    with pytest.raises(ValueError, match="clip must be in"):
+    with pytest.raises(ValueError, match=r"clip \(the probability shift of the negatives\) must be in"):
         LossSpec("asl", clip=1.0)
     with pytest.raises(ValueError, match="gamma_neg"):
         LossSpec("asl", gamma_neg=-1.0)
@@ -189,7 +189,7 @@ def test_balanced_grid_per_task_and_the_tries():
 
 
 def test_config_rejects_bad_family_values_naming_them():
-    for field, value, pattern in [("epsilon", -2.0, "epsilon must be"), ("asl_clip", 1.0, "asl_clip must be"),
+    for field, value, pattern in [("epsilon", -2.0, "epsilon .*must be >= -1"), ("asl_clip", 1.0, r"asl_clip .*must be in \[0, 1\)"),
                                   ("asl_gamma_neg", -1.0, "asl_gamma_neg"), ("poly_gamma", -0.5, "poly_gamma")]:
         with pytest.raises(ValueError, match=pattern):
             C.CompareConfig(**{field: value}).validate()
@@ -233,10 +233,10 @@ def test_compare_cli_says_when_asl_does_not_apply(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--epsilon", "-2"], "--epsilon must be a finite number >= -1"),
+    (["--epsilon", "-2"], "--epsilon (the Poly-1 coefficient) must be >= -1"),
     (["--epsilon", "nan"], "--epsilon"),
-    (["--asl-clip", "1"], "--asl-clip must be in [0, 1)"),
-    (["--asl-clip", "-0.1"], "--asl-clip must be in [0, 1)"),
+    (["--asl-clip", "1"], "--asl-clip (the probability shift of the negatives) must be in [0, 1)"),
+    (["--asl-clip", "-0.1"], "--asl-clip (the probability shift of the negatives) must be in [0, 1)"),
     (["--asl-gamma-neg", "-1"], "--asl-gamma-neg"),
     (["--asl-gamma-pos", "-1"], "--asl-gamma-pos"),
     (["--poly-gamma", "-1"], "--poly-gamma"),

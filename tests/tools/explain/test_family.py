@@ -120,10 +120,10 @@ def test_extreme_p_t_stay_finite():
     (dict(p_t=0.5), TypeError, "p_t must be a sequence"),
     (dict(p_t=[0.5, 1.0]), ValueError, r"p_t\[1\]"),
     (dict(gamma=-1.0), ValueError, "gamma"),
-    (dict(epsilon=-1.5), ValueError, "epsilon must be >= -1"),
+    (dict(epsilon=-1.5), ValueError, r"epsilon \(the Poly-1 coefficient\) must be >= -1"),
     (dict(epsilon="1"), TypeError, "epsilon"),
     (dict(gamma_neg=-2.0), ValueError, "gamma_neg"),
-    (dict(clip=1.0), ValueError, r"clip must be in \[0, 1\)"),
+    (dict(clip=1.0), ValueError, r"clip \(the probability shift of the negatives\) must be in \[0, 1\)"),
     (dict(flsd53=1), TypeError, "flsd53 must be a bool"),
 ])
 def test_bad_input_names_the_argument(kwargs, exc, pattern):
@@ -153,8 +153,8 @@ def test_cli_family_table_answer_and_figure(tmp_path):
 
 
 @pytest.mark.parametrize("args, pattern", [
-    (["--epsilon", "-3"], "epsilon must be >= -1"),
-    (["--asl-clip", "1.5"], "clip must be in [0, 1)"),
+    (["--epsilon", "-3"], "epsilon (the Poly-1 coefficient) must be >= -1"),
+    (["--asl-clip", "1.5"], "clip (the probability shift of the negatives) must be in [0, 1)"),
     (["--asl-gamma-neg", "-1"], "gamma_neg"),
     (["--p-t", "1"], "p_t[0]"),
     (["-o", "family.gif"], "path must end in"),

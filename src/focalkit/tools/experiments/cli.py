@@ -125,9 +125,9 @@ def compare(
     from focalkit.tools.experiments import variants
 
     for option, check, value in (("--epsilon", variants.check_epsilon, epsilon),
-                                 ("--poly-gamma", V.check_gamma, poly_gamma),
-                                 ("--asl-gamma-pos", V.check_gamma, asl_gamma_pos),
-                                 ("--asl-gamma-neg", V.check_gamma, asl_gamma_neg),
+                                 ("--poly-gamma", V.check_float_gamma, poly_gamma),
+                                 ("--asl-gamma-pos", V.check_float_gamma, asl_gamma_pos),
+                                 ("--asl-gamma-neg", V.check_float_gamma, asl_gamma_neg),
                                  ("--asl-clip", variants.check_clip, asl_clip)):
         try:
             check(value, option)

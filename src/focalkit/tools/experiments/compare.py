@@ -156,7 +156,7 @@ class CompareConfig:
             raise ValueError(f"losses {', '.join(variants.VARIANT_KINDS)} need --model net (got {self.model})")
         self.epsilon = variants.check_epsilon(self.epsilon, "epsilon")
         for name in ("poly_gamma", "asl_gamma_pos", "asl_gamma_neg"):
-            setattr(self, name, V.check_gamma(getattr(self, name), name))
+            setattr(self, name, V.check_float_gamma(getattr(self, name), name))
         self.asl_clip = variants.check_clip(self.asl_clip, "asl_clip")
         if len(set(self.losses)) != len(self.losses):
             raise ValueError(f"losses must not repeat, got {self.losses}")

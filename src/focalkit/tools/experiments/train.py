@@ -93,7 +93,7 @@ class LossSpec:
         if self.kind in ("ce", "asl") and self.alpha not in (None, "off"):
             raise ValueError(f"kind={self.kind!r} takes no alpha" + (" (use 'balanced_ce')" if self.kind == "ce" else ""))
         self.epsilon = variants.check_epsilon(self.epsilon)
-        self.gamma_neg = V.check_gamma(self.gamma_neg, "gamma_neg")
+        self.gamma_neg = V.check_float_gamma(self.gamma_neg, "gamma_neg")
         self.clip = variants.check_clip(self.clip)
         if self.kind != "poly1" and self.epsilon != 0:
             raise ValueError(f"epsilon applies to kind='poly1' only, got {self.epsilon} for {self.kind!r}")

@@ -21,7 +21,6 @@ of tries each family got (:func:`budget`).
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import torch
@@ -71,19 +70,17 @@ def not_applicable(kind: str, task: str) -> str | None:
 
 
 def check_epsilon(epsilon: Any, name: str = "epsilon") -> float:
-    """Poly-1's epsilon: a finite number >= -1 (below -1 the loss is not bounded below)."""
-    e = V.check_real(name, epsilon)
-    if not math.isfinite(e) or e < -1.0:
-        raise ValueError(f"{name} must be a finite number >= -1, got {epsilon!r}")
-    return e
+    """Poly-1's epsilon: a finite number >= -1 (:func:`focalkit._validation.check_epsilon`)."""
+    return V.check_epsilon(epsilon, name)
 
 
 def check_clip(clip: Any, name: str = "clip") -> float:
-    """ASL's probability shift: in [0, 1)."""
-    c = V.check_real(name, clip)
-    if not 0.0 <= c < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {clip!r}")
-    return c
+    """ASL's probability shift, in [0, 1) (:func:`focalkit._validation.check_clip`), the message
+    naming ``name`` (an option of the command line, a field of the config)."""
+    try:
+        return V.check_clip(clip)
+    except (TypeError, ValueError) as e:
+        raise type(e)(str(e).replace("clip", name, 1)) from None
 
 
 def asl_batch_loss(task: str, logits: Tensor, y: Tensor, *, gamma_pos: float, gamma_neg: float,

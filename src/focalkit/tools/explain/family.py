@@ -86,16 +86,11 @@ def family_members(
     (gamma 0), focal (``gamma``), Poly-1 cross-entropy (gamma 0, ``epsilon``), FLSD-53
     (``gamma=fk.FLSD53``, when ``flsd53``) and ASL (gamma_pos 0, ``gamma_neg``, ``clip``).
     """
-    gamma = V.check_gamma(gamma)
-    epsilon = V.check_real("epsilon", epsilon)
-    if epsilon < -1:
-        raise ValueError(f"epsilon must be >= -1, got {epsilon}")
-    gamma_neg = V.check_gamma(gamma_neg, "gamma_neg")
-    clip = V.check_real("clip", clip)
-    if not 0 <= clip < 1:
-        raise ValueError(f"clip must be in [0, 1), got {clip}")
-    if not isinstance(flsd53, bool):
-        raise TypeError(f"flsd53 must be a bool, got {type(flsd53).__name__}")
+    gamma = V.check_float_gamma(gamma, "gamma")
+    epsilon = V.check_epsilon(epsilon)
+    gamma_neg = V.check_float_gamma(gamma_neg, "gamma_neg")
+    clip = V.check_clip(clip)
+    flsd53 = V.check_bool("flsd53", flsd53)
 
     def sfl(**kw: Any) -> _Loss:
         return lambda x, y: fk.sigmoid_focal_loss(x, y, alpha=None, reduction="none", **kw)

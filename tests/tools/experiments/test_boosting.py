@@ -101,7 +101,8 @@ def test_compare_cli_with_lightgbm_writes_table_json_and_report(tmp_path):
     assert "focal γ=2" in res.output and "answer" in res.output
     data = json.loads((out / "table.json").read_text())
     assert data["config"]["model"] == "lightgbm" and data["train_config"]["rounds"] == 20
-    assert set(data["summary"]) == {"CE", "balanced CE", "focal γ=1", "focal γ=2"}
+    # the command line's default alpha grid of balanced CE (binary task: 0.25 and 0.75 beside the automatic one)
+    assert set(data["summary"]) == {"CE", "balanced CE", "balanced CE α=0.25", "balanced CE α=0.75", "focal γ=1", "focal γ=2"}
     assert all(len(r["loss_curve"]) == 20 and r["model"] == "lightgbm" for r in data["runs"])
     assert "lightgbm" in data["environment"] and data["headline"].startswith("best focal")
     html = (out / "table.html").read_text()

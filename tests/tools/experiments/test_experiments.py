@@ -530,8 +530,13 @@ def test_compare_cli_end_to_end(tmp_path):
     assert res.exit_code == 0, res.output
     assert "CE" in res.output and "focal γ=2" in res.output and "wrote" in res.output
     data = json.loads((out / "digits.json").read_text())
-    assert data["seeds"] == [0, 1] and len(data["runs"]) == 4 * 2
-    assert set(data["summary"]) == {"CE", "balanced CE", "focal γ=1", "focal γ=2"}
+    # the command line's default gives the cross-entropy family a grid (issue 14: a fair baseline)
+    names = ["CE", "balanced CE", "balanced CE inverse_sqrt", "balanced CE effective_number", "focal γ=1", "focal γ=2"]
+    assert data["seeds"] == [0, 1] and len(data["runs"]) == 6 * 2
+    assert list(data["summary"]) == names
+    assert data["tries"] == {"cross-entropy": names[:4], "focal": names[4:]}
+    assert "cross-entropy: 4 tries (CE, balanced CE, balanced CE inverse_sqrt, balanced CE effective_number)" in res.output
+    assert "the cross-entropy family got fewer tries" not in res.output
     assert set(data["verdicts"]) == set(M.METRICS)
     assert data["config"]["gammas"] == [1.0, 2.0] and data["dataset"]["rare_classes"] == [3, 8]
     for r in data["runs"]:
@@ -541,6 +546,7 @@ def test_compare_cli_end_to_end(tmp_path):
     assert not re.search(r"""(src|href)=["']?https?:""", html)  # self-contained
     assert "focal γ=2" in html and data["verdicts"]["ap"]["text"].split(":")[0] in html
     assert data["headline"].startswith("best focal") and "Answer:" in html
+    assert "Tries per family" in html and "focal loss got fewer tries (2) than the cross-entropy family (4)" in html
     # the same command gives the same numbers
     res2 = _cli("digits", "--epochs", "2", "--seeds", "2", "--gammas", "1,2", "-o", str(tmp_path / "o2"), "-q")
     assert res2.exit_code == 0

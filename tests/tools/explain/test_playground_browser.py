@@ -214,3 +214,66 @@ def test_initial_values_from_python(browser, tmp_path) -> None:
     _check_table(pg, 1.25, None)
     _check_shares(pg, 1.25, None, negatives=100, p_negative=0.8, positives=3, p_positive=0.2)
     pg.close()
+
+
+# ----------------------------------------------------------------------------- the focal family (issue 14)
+def _set_range(pg, sel: str, target: float, lo: float, step: float) -> None:
+    """Like :func:`_set_slider` for a slider whose minimum is ``lo``."""
+    pg.focus(sel)
+    pg.keyboard.press("Home")
+    for _ in range(round((target - lo) / step)):
+        pg.keyboard.press("ArrowRight")
+    assert float(pg.input_value(sel)) == pytest.approx(target, abs=1e-9)
+
+
+def _check_family(pg, texts: bool = False, **params) -> None:
+    """The family table in the page against autograd through the library's losses (and, with
+    ``texts``, the cells against what ``focalkit explain family`` prints: not for any values, since
+    a ratio on a rounding tie, e.g. 287.5 %, may round either way from the last bit)."""
+    from focalkit.tools.explain.cli import _fmt, _pct
+    from focalkit.tools.explain.family import explain_family
+
+    want = explain_family(**params)
+    got = _read_table(pg, "family", "name")
+    assert list(got) == [m.name for m in want.members]
+    shown = {row[0]: row[1:] for row in _read_texts(pg, "family")}
+    for m in want.members:
+        for j in range(len(want.p_t)):
+            assert got[m.name][f"grad_{j}"] == pytest.approx(m.grad[j], rel=1e-9, abs=1e-300), (m.name, j)
+        if texts:
+            assert shown[m.name] == [f"{_fmt(g)} ({_pct(r)})" for g, r in zip(m.grad, m.ratio)], m.name
+
+
+def test_family_section_matches_python(page) -> None:
+    _check_family(page, texts=True)
+    shown = {row[0]: row[1:] for row in _read_texts(page, "family")}
+    assert shown["focal γ=2"][2] == "0.002896 (2.9 %)" and shown["Poly-1 ε=1"][2] == "0.19 (190 %)"
+    _set_range(page, "#epsilon", -1.0, -1.0, 0.1)
+    _set_range(page, "#gamma-neg", 0.0, 0.0, 0.5)
+    _set_range(page, "#clip", 0.0, 0.0, 0.01)
+    _check_family(page, epsilon=-1.0, gamma_neg=0.0, clip=0.0)
+    _set_slider(page, "#gamma", 0.5, 0.05)
+    _set_range(page, "#epsilon", 2.5, -1.0, 0.1)
+    _set_range(page, "#gamma-neg", 6.5, 0.0, 0.5)
+    _set_range(page, "#clip", 0.15, 0.0, 0.01)
+    page.uncheck("#flsd53")
+    _check_family(page, gamma=0.5, epsilon=2.5, gamma_neg=6.5, clip=0.15, flsd53=False)
+
+
+def test_family_curves_match_python(page) -> None:
+    from focalkit.tools.explain.family import explain_family
+
+    pts = [1e-3 + (1 - 1e-4 - 1e-3) * i / 56 for i in range(57)]
+    for params in (dict(gamma=2.0, epsilon=1.0, flsd53=True, gamma_neg=4.0, clip=0.05),
+                   dict(gamma=0.0, epsilon=-1.0, flsd53=True, gamma_neg=0.0, clip=0.0)):
+        want = explain_family(p_t=pts, **params)
+        got = page.evaluate("([g, f, pts]) => window.focalkit.family(g, f, pts)",
+                            [params["gamma"], {k: v for k, v in params.items() if k != "gamma"}, pts])
+        for gm, wm in zip(got["members"], want.members):
+            assert gm["name"] == wm.name
+            assert gm["loss"] == pytest.approx(wm.loss, rel=1e-8, abs=1e-300), wm.name
+            assert gm["grad"] == pytest.approx(wm.grad, rel=1e-7, abs=1e-300), wm.name
+    ink = """id => { const c = document.getElementById(id), d = c.getContext('2d')
+               .getImageData(0, 0, c.width, c.height).data; let n = 0;
+               for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }"""
+    assert page.evaluate(ink, "family-loss-plot") > 1000 and page.evaluate(ink, "family-grad-plot") > 1000

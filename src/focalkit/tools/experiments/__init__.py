@@ -8,6 +8,8 @@ Needs the ``experiments`` extra (scikit-learn, matplotlib, rich, typer):
 * :mod:`~focalkit.tools.experiments.models`: the small models;
 * :mod:`~focalkit.tools.experiments.train`: :class:`LossSpec` and :func:`fit_and_score`;
 * :mod:`~focalkit.tools.experiments.metrics`: held-out metrics for rare classes;
+* :mod:`~focalkit.tools.experiments.variants`: the focal family in a comparison (Poly-1, FLSD-53, ASL)
+  and the count of tries per family;
 * :mod:`~focalkit.tools.experiments.compare`: ``focalkit compare`` (table, JSON, HTML report).
 """
 

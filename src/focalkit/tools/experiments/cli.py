@@ -59,7 +59,13 @@ def compare(
     target: Optional[str] = typer.Option(None, "--target", "-t", help="CSV label column (default: 'target', else the last column)."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Number of training seeds (split, init, batch order)."),
     first_seed: int = typer.Option(0, "--first-seed", help="Seeds are first_seed, first_seed + 1, ..."),
-    losses: str = typer.Option("ce,balanced_ce,focal", "--losses", help="Comma list of ce, balanced_ce, focal."),
+    losses: str = typer.Option("ce,balanced_ce,focal", "--losses", help="Comma list of ce, balanced_ce, focal, and the focal family: poly1 (Poly-1), flsd53 (focal loss with FLSD-53's gamma), asl (asymmetric loss; binary and dense tasks only)."),
+    balanced_grid: bool = typer.Option(True, "--balanced-grid/--no-balanced-grid", help="With --balanced-alpha auto, also train balanced CE with alpha 0.25 and 0.75 (multiclass: the inverse_sqrt and effective_number class weights), so that the cross-entropy family gets as many tries as focal loss's 4 gammas."),
+    epsilon: float = typer.Option(1.0, "--epsilon", help="poly1: Poly-1's epsilon (>= -1), the weight of (1 - p_t)^(gamma + 1)."),
+    poly_gamma: float = typer.Option(0.0, "--poly-gamma", help="poly1: gamma (0 = Poly-1 cross-entropy, no alpha; > 0 = Poly-1 focal loss with --alpha)."),
+    asl_gamma_pos: float = typer.Option(0.0, "--asl-gamma-pos", help="asl: focusing of positives (>= 0)."),
+    asl_gamma_neg: float = typer.Option(4.0, "--asl-gamma-neg", help="asl: focusing of negatives (>= 0)."),
+    asl_clip: float = typer.Option(0.05, "--asl-clip", help="asl: probability shift of negatives, in [0, 1)."),
     gammas: str = typer.Option("0.5,1,2,5", "--gammas", help="Focal gammas, comma-separated."),
     alpha: str = typer.Option("auto", "--alpha", help="Focal alpha: auto (0.25 on sigmoid tasks, class weights on multiclass), a float, a comma list per class, or off."),
     balanced_alpha: str = typer.Option("auto", "--balanced-alpha", help="Balanced-CE alpha: auto (class-balanced from training counts), a float, or a comma list."),
@@ -79,8 +85,10 @@ def compare(
     model: str = typer.Option("net", "--model", "-m", help="net (the task's small neural net), or gradient boosting: lightgbm, xgboost, catboost (CE = the engine's logloss, balanced CE = class weights, focal = focalkit.gbdt; needs the gbdt extra)."),
     rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="Boosting rounds (default 200); with --model lightgbm/xgboost/catboost."),
 ) -> None:
-    """Train cross-entropy, alpha-balanced CE and focal loss (a gamma grid) on the same model and
-    seeds, and report which wins on held-out rare-class metrics (table, JSON, HTML report).
+    """Train cross-entropy, alpha-balanced CE (an alpha grid) and focal loss (a gamma grid), and
+    on request Poly-1, FLSD-53 and ASL, on the same model and seeds, and report which wins on
+    held-out rare-class metrics, calibration (ECE) included (table, JSON, HTML report). It prints
+    how many tries each family got.
 
     Runs under ``torchrun --nproc_per_node N -m focalkit compare ...`` with DDP (rank 0 writes).
     With ``--model lightgbm|xgboost|catboost`` gradient-boosted trees take the net's place.
@@ -96,7 +104,7 @@ def compare(
 
     console = Console(stderr=False)
     if not console.is_terminal:  # files and pipes get the whole table
-        console = Console(stderr=False, width=max(console.width, 130))
+        console = Console(stderr=False, width=max(console.width, 160))
     err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
 
     def fail(msg: str, code: int = 2) -> None:
@@ -113,6 +121,18 @@ def compare(
     except (TypeError, ValueError) as e:
         fail(f"--backend: {e}")
 
+    from focalkit import _validation as V
+    from focalkit.tools.experiments import variants
+
+    for option, check, value in (("--epsilon", variants.check_epsilon, epsilon),
+                                 ("--poly-gamma", V.check_float_gamma, poly_gamma),
+                                 ("--asl-gamma-pos", V.check_float_gamma, asl_gamma_pos),
+                                 ("--asl-gamma-neg", V.check_float_gamma, asl_gamma_neg),
+                                 ("--asl-clip", variants.check_clip, asl_clip)):
+        try:
+            check(value, option)
+        except (TypeError, ValueError) as e:
+            fail(str(e))
     try:
         loss_list = [s.strip() for s in losses.split(",") if s.strip()]
         prior_value = None if no_prior_bias else ("auto" if prior.strip().lower() == "auto" else _floats(prior, "--prior")[0])
@@ -125,6 +145,8 @@ def compare(
             alpha=_alpha(alpha, "--alpha"), balanced_alpha=_alpha(balanced_alpha, "--balanced-alpha"),
             alpha_method=alpha_method, prior=prior_value, epochs=epochs, test_fraction=test_fraction,
             init_from=init_from, save=save, device=device, model=model.strip().lower(), rounds=rounds,
+            balanced_grid=balanced_grid, epsilon=epsilon, poly_gamma=poly_gamma, asl_gamma_pos=asl_gamma_pos,
+            asl_gamma_neg=asl_gamma_neg, asl_clip=asl_clip,
         )
     except typer.BadParameter as e:
         fail(str(e))
@@ -167,6 +189,8 @@ def compare(
             )
             for n in notes:
                 console.print(f"[yellow]note:[/] {n}", highlight=False)
+            for line in variants.budget_text(variants.budget(specs)):
+                console.print(f"tries: {line}", highlight=False)
         show = main and not quiet and console.is_terminal
         progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -217,6 +241,11 @@ def compare(
                 console.print(f"[bold]{m}[/]: {v['text']}", highlight=False)
             if result["headline"]:
                 console.print(f"[bold]answer[/]: {result['headline']}", highlight=False)
+            if quiet:  # printed before training otherwise
+                for n in notes:
+                    console.print(f"note: {n}", highlight=False)
+                for line in variants.budget_text(result["tries"]):
+                    console.print(f"tries: {line}", highlight=False)
             console.print(
                 f"wrote {json_path}" + (f" and {html_path}" if html_path else "")
                 + f" ({result['elapsed']:.0f} s)", highlight=False,

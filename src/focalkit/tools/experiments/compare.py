@@ -25,9 +25,11 @@ import numpy as np
 import torch
 
 import focalkit as fk
+from focalkit import _validation as V
 from focalkit.tools._format import format_metric
 from focalkit.tools._paths import check_output_dir
 from focalkit.tools.experiments.data import Dataset, load_data, train_test_split
+from focalkit.tools.experiments import variants
 from focalkit.tools.experiments.metrics import HIGHER_IS_BETTER, METRICS
 from focalkit.tools.experiments.train import (
     LossSpec,
@@ -47,6 +49,10 @@ __all__ = [
     "write_json",
     "render_table",
     "METRIC_LABELS",
+    "COMPARE_GAMMAS",
+    "LOSS_KINDS",
+    "ALL_LOSS_KINDS",
+    "BALANCED_GRID",
 ]
 
 METRIC_LABELS = {
@@ -58,7 +64,15 @@ METRIC_LABELS = {
     "train_time": "time (s)",
 }
 COMPARE_GAMMAS = (0.5, 1.0, 2.0, 5.0)
+#: The default losses (and the kinds the studio offers).
 LOSS_KINDS = ("ce", "balanced_ce", "focal")
+#: Every kind ``--losses`` accepts: the defaults and the focal family (:mod:`.variants`).
+ALL_LOSS_KINDS = LOSS_KINDS + variants.VARIANT_KINDS
+#: The balanced-CE alphas tried beside the automatic one with ``balanced_grid``: sigmoid tasks
+#: (binary, dense) get the positive weights 0.25 and 0.75 (0.5 is CE up to a factor, which Adam
+#: undoes), multi-class tasks the other two class-weight methods of :func:`focalkit.class_weights`.
+BALANCED_GRID: dict[str, tuple[Any, ...]] = {"sigmoid": (0.25, 0.75),
+                                             "multiclass": ("inverse", "inverse_sqrt", "effective_number")}
 
 
 @dataclass
@@ -85,6 +99,11 @@ class CompareConfig:
         model: ``"net"`` (the task's small neural net) or a gradient-boosting engine,
             ``"lightgbm"``, ``"xgboost"``, ``"catboost"`` (:mod:`~focalkit.tools.experiments.boosting`).
         rounds: boosting rounds (default 200); boosting only.
+        balanced_grid: with the automatic ``balanced_alpha``, give the cross-entropy family as many
+            tries as focal loss: balanced CE also with each alpha of :data:`BALANCED_GRID` (the
+            command line's default; off here so that a config means what it says).
+        epsilon, poly_gamma: Poly-1's epsilon (>= -1) and gamma (``poly1``; gamma 0 = Poly-1 CE).
+        asl_gamma_pos, asl_gamma_neg, asl_clip: the asymmetric loss's parameters (``asl``).
     """
 
     data: str = "dense"
@@ -104,6 +123,12 @@ class CompareConfig:
     device: str = "cpu"
     model: str = "net"
     rounds: int | None = None
+    balanced_grid: bool = False
+    epsilon: float = variants.POLY1_DEFAULTS["epsilon"]
+    poly_gamma: float = variants.POLY1_DEFAULTS["gamma"]
+    asl_gamma_pos: float = variants.ASL_DEFAULTS["gamma_pos"]
+    asl_gamma_neg: float = variants.ASL_DEFAULTS["gamma_neg"]
+    asl_clip: float = variants.ASL_DEFAULTS["clip"]
 
     def validate(self) -> None:
         from focalkit.tools.experiments.boosting import MODELS
@@ -124,9 +149,15 @@ class CompareConfig:
             raise ValueError("seeds must not be empty")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {self.seeds}")
-        bad = [k for k in self.losses if k not in LOSS_KINDS]
+        bad = [k for k in self.losses if k not in ALL_LOSS_KINDS]
         if bad or not self.losses:
-            raise ValueError(f"losses must be a non-empty list of {LOSS_KINDS}, got {self.losses}")
+            raise ValueError(f"losses must be a non-empty list of {ALL_LOSS_KINDS}, got {self.losses}")
+        if self.model != "net" and set(self.losses) & set(variants.VARIANT_KINDS):
+            raise ValueError(f"losses {', '.join(variants.VARIANT_KINDS)} need --model net (got {self.model})")
+        self.epsilon = variants.check_epsilon(self.epsilon, "epsilon")
+        for name in ("poly_gamma", "asl_gamma_pos", "asl_gamma_neg"):
+            setattr(self, name, V.check_float_gamma(getattr(self, name), name))
+        self.asl_clip = variants.check_clip(self.asl_clip, "asl_clip")
         if len(set(self.losses)) != len(self.losses):
             raise ValueError(f"losses must not repeat, got {self.losses}")
         if "focal" in self.losses and not self.gammas:
@@ -145,22 +176,47 @@ class CompareConfig:
             check_output_dir("save", self.save)
 
 
-def build_losses(cfg: CompareConfig) -> list[LossSpec]:
+def _balanced_specs(cfg: CompareConfig, task: str | None) -> list[LossSpec]:
+    one = LossSpec("balanced_ce", alpha=cfg.balanced_alpha, alpha_method=cfg.alpha_method)
+    if not cfg.balanced_grid or cfg.balanced_alpha is not None:
+        return [one]
+    if task is None:
+        raise ValueError("balanced_grid needs the task (build_losses(cfg, task=...))")
+    if task == "multiclass":
+        return [one] + [LossSpec("balanced_ce", alpha_method=m, name=f"balanced CE {m}")
+                        for m in BALANCED_GRID["multiclass"] if m != cfg.alpha_method]
+    return [one] + [LossSpec("balanced_ce", alpha=a) for a in BALANCED_GRID["sigmoid"]]
+
+
+def build_losses(cfg: CompareConfig, task: str | None = None) -> list[LossSpec]:
     """The :class:`LossSpec` list of a comparison, in ``cfg.losses`` order (one focal per gamma).
+
+    ``task`` (``"binary"``, ``"multiclass"``, ``"dense"``) is needed for ``cfg.balanced_grid``
+    (the grid depends on it).
 
     Example:
         >>> [s.name for s in build_losses(CompareConfig(gammas=[1.0, 2.0]))]
         ['CE', 'balanced CE', 'focal γ=1', 'focal γ=2']
+        >>> [s.name for s in build_losses(CompareConfig(losses=["ce", "balanced_ce"], balanced_grid=True), "dense")]
+        ['CE', 'balanced CE', 'balanced CE α=0.25', 'balanced CE α=0.75']
     """
     specs: list[LossSpec] = []
     for kind in cfg.losses:
         if kind == "ce":
             specs.append(LossSpec("ce"))
         elif kind == "balanced_ce":
-            specs.append(LossSpec("balanced_ce", alpha=cfg.balanced_alpha, alpha_method=cfg.alpha_method))
-        else:
+            specs.extend(_balanced_specs(cfg, task))
+        elif kind == "focal":
             for g in cfg.gammas:
                 specs.append(LossSpec("focal", gamma=float(g), alpha=cfg.alpha, alpha_method=cfg.alpha_method))
+        elif kind == "poly1":
+            alpha = cfg.alpha if cfg.poly_gamma > 0 else None  # Poly-1 CE: no alpha, as CE
+            specs.append(LossSpec("poly1", gamma=cfg.poly_gamma, epsilon=cfg.epsilon, alpha=alpha,
+                                  alpha_method=cfg.alpha_method))
+        elif kind == "flsd53":
+            specs.append(LossSpec("flsd53", alpha=cfg.alpha, alpha_method=cfg.alpha_method))
+        else:
+            specs.append(LossSpec("asl", gamma=cfg.asl_gamma_pos, gamma_neg=cfg.asl_gamma_neg, clip=cfg.asl_clip))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"the losses repeat: {names}")
@@ -251,11 +307,12 @@ def headline(summary: dict[str, dict[str, dict[str, Any]]], losses: Sequence[Los
              metric: str = "ap") -> str:
     """The answer to "does focal loss help here?" on ``metric`` (AP by default).
 
-    Compares the focal loss with the best mean against the better of the cross-entropies (CE,
-    balanced CE) with the same interval rule as :func:`verdicts`.
+    Compares the focal loss with the best mean against the best of the cross-entropies (CE and
+    every balanced CE) with the same interval rule as :func:`verdicts`. The family's other members
+    (Poly-1, FLSD-53, ASL) are in the table and the per-metric verdicts, not in this answer.
     """
     focal = [s.name for s in losses if s.kind == "focal"]
-    ces = [s.name for s in losses if s.kind != "focal"]
+    ces = [s.name for s in losses if s.kind in ("ce", "balanced_ce")]
     if not focal or not ces:
         return ""
     higher = HIGHER_IS_BETTER[metric]
@@ -327,8 +384,16 @@ def prepare(cfg: CompareConfig) -> tuple[Dataset, list[LossSpec], dict | None, l
         from focalkit.tools.experiments.boosting import check_model
 
         check_model(cfg.model, ds)
-    specs = build_losses(cfg)
     notes: list[str] = []
+    skipped = [(k, variants.not_applicable(k, ds.task)) for k in cfg.losses]
+    skipped = [(k, why) for k, why in skipped if why is not None]
+    if skipped:
+        if len(skipped) == len(cfg.losses):
+            raise ValueError("; ".join(why for _, why in skipped).replace("; left out", "")
+                             + f" ({ds.name} is a {ds.task} task)")
+        notes += [why for _, why in skipped]
+        cfg.losses = [k for k in cfg.losses if k not in dict(skipped)]
+    specs = build_losses(cfg, ds.task)
     ck_meta = None
     if cfg.init_from is not None:
         ck_meta = load_checkpoint(cfg.init_from, ds).get("meta", {})
@@ -432,6 +497,7 @@ def _result(cfg: CompareConfig, ds: Dataset, specs: list[LossSpec], runs: list[d
         "summary": summary,
         "verdicts": verdicts(summary, len(cfg.seeds)),
         "headline": headline(summary, specs, len(cfg.seeds)),
+        "tries": variants.budget(specs),
         "notes": notes,
         "environment": environment,
     }

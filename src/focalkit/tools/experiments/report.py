@@ -188,6 +188,9 @@ def render_html(result: dict[str, Any]) -> str:
         for name in names
     )
     notes = "".join(f"<li>{e(n)}</li>" for n in result.get("notes", []))
+    from focalkit.tools.experiments.variants import budget_text
+
+    tries = "".join(f"<li>{e(t)}</li>" for t in budget_text(result.get("tries") or {}))
     figs = [
         ("Precision-recall curves", figure_pr(result)),
         ("Training loss", figure_loss(result)),
@@ -212,6 +215,7 @@ created {e(result['created'])} in {result['elapsed']:.0f} s.</p>
 <p class="note">* best mean; green: clearly best (its mean ± sd interval overlaps no other loss's).
 AP, F1, ECE and Brier are one-vs-rest on the rare classes, macro-averaged; ECE uses 15 equal-width bins.</p>
 <h2>Verdicts</h2><ul>{verdict_items}</ul>
+{f'<h2>Tries per family</h2><ul>{tries}</ul>' if tries else ''}
 {f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
 {fig_html}
 <h2>AP per rare class</h2><table><tr><th>loss</th><th>class</th><th>AP</th></tr>{''.join(per_class_rows)}</table>

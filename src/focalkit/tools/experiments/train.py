@@ -28,6 +28,7 @@ from torch import Tensor, nn
 import focalkit as fk
 from focalkit import _validation as V
 from focalkit.tools import cancel
+from focalkit.tools.experiments import variants
 from focalkit.tools.experiments.data import Dataset, class_counts
 from focalkit.tools.experiments.metrics import evaluate
 from focalkit.tools.experiments.models import build_model, init_prior_bias, model_signature
@@ -47,6 +48,7 @@ __all__ = [
 CHECKPOINT_FORMAT = "focalkit-compare-v1"
 PAPER_ALPHA = 0.25  # Lin et al.: best alpha with gamma = 2 for sigmoid heads
 PAPER_PRIOR = 0.01  # Lin et al., Sec. 4.1
+_KINDS = ("ce", "balanced_ce", "focal", "poly1", "flsd53", "asl")
 
 
 @dataclass
@@ -54,9 +56,13 @@ class LossSpec:
     """One loss of a comparison.
 
     Attributes:
-        kind: ``"ce"`` (cross-entropy, no alpha), ``"balanced_ce"`` (alpha-balanced cross-entropy)
-            or ``"focal"`` (focal loss with ``gamma``).
-        gamma: focusing parameter (``focal`` only; cross-entropy kinds use 0).
+        kind: ``"ce"`` (cross-entropy, no alpha), ``"balanced_ce"`` (alpha-balanced cross-entropy),
+            ``"focal"`` (focal loss with ``gamma``), or a member of the focal family
+            (:mod:`~focalkit.tools.experiments.variants`): ``"poly1"`` (``gamma`` and ``epsilon``;
+            no alpha by default when gamma is 0), ``"flsd53"`` (gamma ``fk.FLSD53``) or ``"asl"``
+            (``gamma`` is gamma_pos, with ``gamma_neg`` and ``clip``; no alpha).
+        gamma: focusing parameter (``focal``, ``poly1``; gamma_pos of ``asl``; cross-entropy kinds
+            and ``flsd53`` use 0).
         alpha: ``None`` chooses: for ``balanced_ce`` class-balanced weights from the training
             counts (:func:`focalkit.class_weights` with ``alpha_method``); for ``focal`` the same
             per-class weights on multiclass data and the paper's 0.25 on sigmoid (binary, dense)
@@ -65,22 +71,34 @@ class LossSpec:
         name: display name; derived from the rest when empty (``"focal γ=2"`` with automatic
             alpha, ``"focal γ=2 α=0.5"`` with a given one).
         alpha_method: ``"inverse"``, ``"inverse_sqrt"`` or ``"effective_number"``.
+        epsilon: Poly-1's epsilon (>= -1; ``poly1`` only).
+        gamma_neg, clip: the asymmetric loss's negative focusing and probability shift (``asl`` only).
     """
 
-    kind: Literal["ce", "balanced_ce", "focal"]
+    kind: Literal["ce", "balanced_ce", "focal", "poly1", "flsd53", "asl"]
     gamma: float = 0.0
     alpha: float | list[float] | Literal["off"] | None = None
     name: str = ""
     alpha_method: str = "inverse"
+    epsilon: float = 0.0
+    gamma_neg: float = 0.0
+    clip: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("ce", "balanced_ce", "focal"):
-            raise ValueError(f"kind must be 'ce', 'balanced_ce' or 'focal', got {self.kind!r}")
+        if self.kind not in _KINDS:
+            raise ValueError(f"kind must be one of {_KINDS}, got {self.kind!r}")
         self.gamma = V.check_gamma(self.gamma)
-        if self.kind != "focal" and self.gamma != 0:
-            raise ValueError(f"gamma applies to kind='focal' only, got gamma={self.gamma} for {self.kind!r}")
-        if self.kind == "ce" and self.alpha not in (None, "off"):
-            raise ValueError("kind='ce' takes no alpha (use 'balanced_ce')")
+        if self.kind not in ("focal", "poly1", "asl") and self.gamma != 0:
+            raise ValueError(f"gamma applies to kind='focal', 'poly1' or 'asl' only, got gamma={self.gamma} for {self.kind!r}")
+        if self.kind in ("ce", "asl") and self.alpha not in (None, "off"):
+            raise ValueError(f"kind={self.kind!r} takes no alpha" + (" (use 'balanced_ce')" if self.kind == "ce" else ""))
+        self.epsilon = variants.check_epsilon(self.epsilon)
+        self.gamma_neg = V.check_float_gamma(self.gamma_neg, "gamma_neg")
+        self.clip = variants.check_clip(self.clip)
+        if self.kind != "poly1" and self.epsilon != 0:
+            raise ValueError(f"epsilon applies to kind='poly1' only, got {self.epsilon} for {self.kind!r}")
+        if self.kind != "asl" and (self.gamma_neg != 0 or self.clip != 0):
+            raise ValueError(f"gamma_neg and clip apply to kind='asl' only (got {self.kind!r})")
         a = self.alpha
         if isinstance(a, str):
             if a != "off":
@@ -103,22 +121,35 @@ class LossSpec:
     def default_name(self) -> str:
         if self.kind == "ce":
             return "CE"
+        base = {"balanced_ce": "balanced CE", "focal": f"focal γ={self.gamma:g}", "flsd53": "FLSD-53",
+                "poly1": ("Poly-1" + (f" γ={self.gamma:g}" if self.gamma else "") + f" ε={self.epsilon:g}"),
+                "asl": (f"ASL γ+={self.gamma:g} γ-={self.gamma_neg:g} clip={self.clip:g}")}[self.kind]
         a = self.alpha
         if a is None:  # automatic: the JSON and report record the value used
-            return "balanced CE" if self.kind == "balanced_ce" else f"focal γ={self.gamma:g}"
+            return base
         if a == "off":
             alpha = "α=off"
         elif isinstance(a, float):
             alpha = f"α={a:g}"
         else:
             alpha = "α=[" + ",".join(f"{v:.3g}" for v in a) + "]"
-        if self.kind == "balanced_ce":
-            return f"balanced CE {alpha}"
-        return f"focal γ={self.gamma:g} {alpha}"
+        return f"{base} {alpha}"
+
+    @property
+    def gamma_value(self) -> float | fk.PiecewiseGamma:
+        """The ``gamma`` passed to the loss: ``fk.FLSD53`` for ``flsd53``, else ``gamma``."""
+        return fk.FLSD53 if self.kind == "flsd53" else self.gamma
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "gamma": self.gamma, "alpha": self.alpha, "name": self.name,
-                "alpha_method": self.alpha_method}
+        d = {"kind": self.kind, "gamma": self.gamma, "alpha": self.alpha, "name": self.name,
+             "alpha_method": self.alpha_method}
+        if self.kind == "poly1":
+            d["epsilon"] = self.epsilon
+        if self.kind == "flsd53":
+            d["gamma"] = {"thresholds": list(fk.FLSD53.thresholds), "values": list(fk.FLSD53.values)}
+        if self.kind == "asl":
+            d.update(gamma_pos=self.gamma, gamma_neg=self.gamma_neg, clip=self.clip)
+        return d
 
 
 @dataclass
@@ -166,8 +197,8 @@ def resolve_alpha(spec: LossSpec, ds: Dataset, train_idx: np.ndarray) -> float |
     :math:`n_- / n` with ``"inverse"``.
     """
     a = spec.alpha
-    if spec.kind == "ce" or a == "off":
-        return None
+    if spec.kind in ("ce", "asl") or a == "off" or (spec.kind == "poly1" and spec.gamma == 0 and a is None):
+        return None  # Poly-1 cross-entropy (gamma 0) is, like CE, unweighted unless alpha is given
     if ds.task == "multiclass":
         if isinstance(a, float):
             raise ValueError(
@@ -196,7 +227,7 @@ def resolve_alpha(spec: LossSpec, ds: Dataset, train_idx: np.ndarray) -> float |
         if len(a) != ds.num_classes or any(v > 1 for v in a):
             raise ValueError(f"{spec.name}: dense alpha must be {ds.num_classes} values in [0, 1]")
         return torch.tensor(a, dtype=torch.float32)
-    if spec.kind == "focal":
+    if spec.kind != "balanced_ce":  # focal, flsd53, Poly-1 focal
         return PAPER_ALPHA
     # balanced_ce with automatic alpha
     if ds.task == "binary":
@@ -212,7 +243,8 @@ def resolve_alpha(spec: LossSpec, ds: Dataset, train_idx: np.ndarray) -> float |
 
 
 def compute_loss(
-    task: str, logits: Tensor, y: Tensor, *, alpha: float | Tensor | None, gamma: float, num_classes: int
+    task: str, logits: Tensor, y: Tensor, *, alpha: float | Tensor | None, gamma: float | fk.PiecewiseGamma,
+    num_classes: int, epsilon: float = 0.0, asl: dict[str, float] | None = None,
 ) -> Tensor:
     """The training loss of one (local) batch.
 
@@ -220,15 +252,22 @@ def compute_loss(
     * multiclass: ``softmax_focal_loss(logits, y, alpha, gamma)``, mean over examples;
     * dense: ``sigmoid_focal_loss`` summed over all anchors and classes and divided by the number
       of positive anchors, averaged over ranks by :func:`focalkit.num_positives` (RetinaNet).
+
+    ``epsilon`` (Poly-1) is passed on when not 0; ``asl`` (``gamma_pos``, ``gamma_neg``, ``clip``)
+    trains :func:`focalkit.asymmetric_loss` instead
+    (:func:`~focalkit.tools.experiments.variants.asl_batch_loss`).
     """
+    if asl is not None:
+        return variants.asl_batch_loss(task, logits, y, num_classes=num_classes, **asl)
+    extra: dict[str, Any] = {"epsilon": epsilon} if epsilon else {}
     if task == "binary":
-        return fk.sigmoid_focal_loss(logits[:, 0], y.to(logits.dtype), alpha=alpha, gamma=gamma)
+        return fk.sigmoid_focal_loss(logits[:, 0], y.to(logits.dtype), alpha=alpha, gamma=gamma, **extra)
     if task == "multiclass":
-        return fk.softmax_focal_loss(logits, y, alpha=alpha, gamma=gamma)
+        return fk.softmax_focal_loss(logits, y, alpha=alpha, gamma=gamma, **extra)
     if task == "dense":
         norm = fk.num_positives(y, num_classes)
         return fk.sigmoid_focal_loss(
-            logits, y, alpha=alpha, gamma=gamma, reduction="sum", normalizer=norm
+            logits, y, alpha=alpha, gamma=gamma, reduction="sum", normalizer=norm, **extra
         )
     raise ValueError(f"unknown task {task!r}")
 
@@ -410,7 +449,8 @@ def fit_and_score(
 
     alpha = resolve_alpha(loss, ds, train_idx)
     alpha_dev = alpha.to(device) if isinstance(alpha, Tensor) else alpha
-    gamma = float(loss.gamma)
+    gamma = loss.gamma_value
+    asl = dict(gamma_pos=loss.gamma, gamma_neg=loss.gamma_neg, clip=loss.clip) if loss.kind == "asl" else None
 
     model = build_model(ds, seed=seed).to(device)
     pi = _prior_for(ds, train_idx, prior)
@@ -452,7 +492,8 @@ def fit_and_score(
                 xb = x_all[local].to(device)
                 yb = y_all[local].to(device)
                 out = model(xb)
-                lval = compute_loss(ds.task, out, yb, alpha=alpha_dev, gamma=gamma, num_classes=ds.num_classes)
+                lval = compute_loss(ds.task, out, yb, alpha=alpha_dev, gamma=gamma, num_classes=ds.num_classes,
+                                    epsilon=loss.epsilon, asl=asl)
                 opt.zero_grad(set_to_none=True)
                 lval.backward()
                 opt.step()

@@ -1,6 +1,8 @@
 """``focalkit explain``: what alpha and gamma do, in numbers, curves and an interactive page.
 
 * :mod:`~focalkit.tools.explain.api`: the pure functions (four-case table, loss shares, curve data);
+* :mod:`~focalkit.tools.explain.family`: the focal family's gradient against cross-entropy's
+  (``focalkit explain family``);
 * :mod:`~focalkit.tools.explain.plots`: the matplotlib figure (``focalkit explain curves``);
 * :mod:`~focalkit.tools.explain.playground`: the self-contained HTML page;
 * :mod:`~focalkit.tools.explain.cli`: the commands.
@@ -22,16 +24,20 @@ from focalkit.tools.explain.api import (
     explain_shares,
     explain_table,
 )
+from focalkit.tools.explain.family import FamilyMember, FamilyResult, explain_family
 
 __all__ = [
     "DEFAULT_CASES",
     "FIGURE_GAMMAS",
     "CaseRow",
     "CurveData",
+    "FamilyMember",
+    "FamilyResult",
     "ShareRow",
     "SharesResult",
     "TableResult",
     "explain_curves",
+    "explain_family",
     "explain_shares",
     "explain_table",
 ]

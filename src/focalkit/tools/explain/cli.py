@@ -21,13 +21,13 @@ __all__ = ["demo", "explain_app"]
 
 explain_app = typer.Typer(
     name="explain",
-    help="See what alpha and gamma do: the four-case table, loss shares, curves, a playground page.",
+    help="See what alpha and gamma do: the four-case table, loss shares, curves, the focal family, a playground page.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
-_HINT = ("Next: focalkit explain table | shares | curves -o curves.png | playground -o playground.html"
+_HINT = ("Next: focalkit explain table | shares | curves -o curves.png | family | playground -o playground.html"
          "   (focalkit --help for all commands: compare, tune, ...)")
 
 
@@ -248,16 +248,107 @@ def curves_command(
                      f"against p_t for gamma = {', '.join(f'{g:g}' for g in data.gammas)}")
 
 
+# --------------------------------------------------------------------------- family
+def _pct(r: float) -> str:
+    """A ratio to cross-entropy as a percentage, 3 significant digits (``2.9 %``, ``190 %``)."""
+    if math.isnan(r):
+        return "-"
+    return "0 %" if r == 0 else f"{float(f'{100 * r:.3g}'):g} %"
+
+
+def family_rows(result: Any) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title="|d loss / d logit| and its ratio to cross-entropy's, against p_t",
+              box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    t.add_column("loss", justify="left", no_wrap=True)
+    for p in result.p_t:
+        t.add_column(f"p_t={p:g}", justify="right", no_wrap=True)
+    for m in result.members:
+        t.add_row(m.name, *(f"{_fmt(g)} ({_pct(r)})" for g, r in zip(m.grad, m.ratio)))
+    return t
+
+
+def family_answer(result: Any, at: float = 0.9) -> str:
+    """One sentence: each member's gradient at p_t = ``at`` as a share of cross-entropy's."""
+    if at not in result.p_t:
+        return ""
+    j = result.p_t.index(at)
+    parts = [f"{m.name} {_pct(m.ratio[j])}" for m in result.members[1:]]
+    return f"at p_t = {at:g} the gradient is, as a share of cross-entropy's: " + ", ".join(parts)
+
+
+@explain_app.command("family")
+def family_command(
+    gamma: float = typer.Option(2.0, "--gamma", "-g", help="focal loss's gamma >= 0"),
+    epsilon: float = typer.Option(1.0, "--epsilon", help="Poly-1's epsilon >= -1 (on cross-entropy)"),
+    gamma_neg: float = typer.Option(4.0, "--asl-gamma-neg", help="ASL's focusing of negatives >= 0"),
+    clip: float = typer.Option(0.05, "--asl-clip", help="ASL's probability shift of negatives, in [0, 1)"),
+    flsd53: bool = typer.Option(True, "--flsd53/--no-flsd53", help="include FLSD-53 (gamma 5 below p_t 0.2, 3 above)"),
+    p_t: Optional[List[float]] = typer.Option(
+        None, "--p-t", help="a p_t of the table (repeatable; default 0.5 0.75 0.9 0.99)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="also write the curves: .png, .svg or .pdf"),
+    as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
+) -> None:
+    """The focal family against cross-entropy: does focal loss flatten above p_t = 0.75?
+
+    For CE, focal loss, Poly-1, FLSD-53 and ASL (alpha off, a negative example), the gradient
+    magnitude |d loss / d logit| at each p_t and its ratio to cross-entropy's, computed by autograd
+    through fk.sigmoid_focal_loss and fk.asymmetric_loss. With -o, the loss and gradient curves.
+
+    Examples:
+
+        focalkit explain family
+
+        focalkit explain family --epsilon -1 --asl-clip 0 -o family.png
+
+        focalkit explain family --p-t 0.6 --p-t 0.95 --json
+    """
+    from focalkit.tools.explain.family import FAMILY_P_T, explain_family
+
+    params = dict(gamma=gamma, epsilon=epsilon, gamma_neg=gamma_neg, clip=clip, flsd53=flsd53)
+    result = _run(explain_family, p_t=list(p_t) if p_t else list(FAMILY_P_T), **params)
+    path = None
+    if output is not None:
+        from focalkit.tools.explain.plots import save_family
+
+        path = _run(save_family, output, **params)
+    if as_json:
+        d = result.to_dict()
+        if path is not None:
+            d["output"] = str(path)
+        _print_json(d)
+        return
+    con = _console()
+    if not con.is_terminal:  # files and pipes get the whole table
+        from rich.console import Console
+
+        con = Console(highlight=False, width=max(con.width, 120))
+    con.print(family_rows(result))
+    answer = family_answer(result)
+    if answer:
+        con.print(answer)
+    if path is not None:
+        con.print(f"wrote {path} ({path.stat().st_size:,} bytes): loss and |d loss / d logit| against p_t")
+
+
 # --------------------------------------------------------------------------- playground
 @explain_app.command("playground")
 def playground_command(
     output: Path = typer.Option(Path("playground.html"), "--output", "-o", help="the page to write"),
     gamma: float = typer.Option(2.0, "--gamma", "-g", help="initial gamma (slider 0 to 5)"),
     alpha: float = typer.Option(0.25, "--alpha", "-a", help="initial alpha (slider 0 to 1)"),
+    epsilon: float = typer.Option(1.0, "--epsilon", help="initial Poly-1 epsilon (slider -1 to 5)"),
+    flsd53: bool = typer.Option(True, "--flsd53/--no-flsd53", help="show FLSD-53 at first"),
+    gamma_neg: float = typer.Option(4.0, "--asl-gamma-neg", help="initial ASL gamma_neg (slider 0 to 8)"),
+    clip: float = typer.Option(0.05, "--asl-clip", help="initial ASL clip (slider 0 to 0.2)"),
     open_page: bool = typer.Option(False, "--open", help="open the page in the default browser"),
     as_json: bool = typer.Option(False, "--json", help="print the file written as JSON"),
 ) -> None:
-    """One self-contained HTML page with gamma and alpha sliders: curves, table and shares, live.
+    """One self-contained HTML page with gamma and alpha sliders: curves, table and shares, live,
+    and the focal family (Poly-1's epsilon, FLSD-53, ASL's gamma_neg and clip) against cross-entropy.
 
     The page works offline (inline JavaScript, no CDN, no server): open it in any browser.
 
@@ -269,7 +360,8 @@ def playground_command(
     """
     from focalkit.tools.explain.playground import write_playground
 
-    path = _run(write_playground, output, gamma=gamma, alpha=alpha)
+    path = _run(write_playground, output, gamma=gamma, alpha=alpha, epsilon=epsilon, flsd53=flsd53,
+                gamma_neg=gamma_neg, clip=clip)
     if as_json:
         _print_json({"output": str(path), "bytes": path.stat().st_size,
                      "url": path.resolve().as_uri()})

@@ -1,4 +1,5 @@
-"""``focalkit explain playground``: one self-contained HTML page with gamma and alpha sliders.
+"""``focalkit explain playground``: one self-contained HTML page with gamma and alpha sliders, and the
+focal family's parameters (Poly-1's epsilon, FLSD-53, ASL's gamma_neg and clip).
 
 The page (template ``focalkit/tools/explain/assets/playground.html``) draws the loss and gradient curves on a
 ``<canvas>``, and fills the four-case table and the shares table, recomputing everything in
@@ -20,12 +21,20 @@ from typing import Any
 from focalkit import _validation as V
 from focalkit.tools.explain.api import DEFAULT_CASES, FIGURE_GAMMAS, _check_alpha
 
-__all__ = ["GAMMA_STEP", "ALPHA_STEP", "playground_html", "write_playground"]
+__all__ = ["GAMMA_STEP", "ALPHA_STEP", "EPSILON_STEP", "GAMMA_NEG_STEP", "CLIP_STEP", "playground_html",
+           "write_playground"]
 
 #: Slider steps: the initial gamma and alpha are rounded to them.
 GAMMA_STEP = 0.05
 ALPHA_STEP = 0.01
+EPSILON_STEP = 0.1
+GAMMA_NEG_STEP = 0.5
+CLIP_STEP = 0.01
 _MARK = re.compile(r"/\*__FOCALKIT_CONFIG__\*/.*?/\*__END__\*/", re.S)
+
+
+def _step(value: float, step: float) -> float:
+    return round(round(float(value) / step) * step, 10)
 
 
 def _template() -> str:
@@ -39,6 +48,10 @@ def playground_html(
     p_negative: float = 0.99,
     positives: int = 10,
     p_positive: float = 0.01,
+    epsilon: float = 1.0,
+    flsd53: bool = True,
+    gamma_neg: float = 4.0,
+    clip: float = 0.05,
 ) -> str:
     """The playground page as a string, with its sliders and inputs set to these values.
 
@@ -49,6 +62,10 @@ def playground_html(
             ticked).
         negatives, p_negative, positives, p_positive: the initial shares inputs (see
             :func:`focalkit.explain.explain_shares`).
+        epsilon, flsd53, gamma_neg, clip: the focal family's section (see
+            :func:`focalkit.tools.explain.family.explain_family`): Poly-1's epsilon in [-1, 5]
+            (slider step :data:`EPSILON_STEP`), whether FLSD-53 is shown, ASL's gamma_neg in
+            [0, 8] (step :data:`GAMMA_NEG_STEP`) and clip in [0, 0.2] (step :data:`CLIP_STEP`).
 
     Example:
         >>> html = playground_html(gamma=1.0)
@@ -62,6 +79,12 @@ def playground_html(
     if negatives + positives == 0:
         raise ValueError("negatives and positives must not both be 0")
     from focalkit import __version__
+    from focalkit.tools.explain.family import FAMILY_P_T, family_members
+
+    family_members(gamma=gamma, epsilon=epsilon, gamma_neg=gamma_neg, clip=clip, flsd53=flsd53)  # checks
+    for name, value, hi in (("epsilon", epsilon, 5.0), ("gamma_neg", gamma_neg, 8.0), ("clip", clip, 0.2)):
+        if float(value) > hi:
+            raise ValueError(f"{name} must be <= {hi:g} on the playground's slider, got {value}")
 
     gamma = round(round(float(gamma) / GAMMA_STEP) * GAMMA_STEP, 10)
     config: dict[str, Any] = {
@@ -73,6 +96,9 @@ def playground_html(
         "shares": {"negatives": negatives, "p_negative": V.check_probability("p_negative", p_negative),
                    "positives": positives, "p_positive": V.check_probability("p_positive", p_positive)},
         "reference_gammas": list(FIGURE_GAMMAS),
+        "family": {"epsilon": _step(epsilon, EPSILON_STEP), "flsd53": flsd53,
+                   "gamma_neg": _step(gamma_neg, GAMMA_NEG_STEP), "clip": _step(clip, CLIP_STEP),
+                   "p_t": list(FAMILY_P_T)},
     }
     blob = json.dumps(config, allow_nan=False).replace("</", "<\\/")
     html, n = _MARK.subn(lambda _: blob, _template(), count=1)

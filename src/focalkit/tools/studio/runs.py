@@ -163,6 +163,8 @@ def compare_spec(req: RunRequest, source: str) -> tuple[Any, str, str, list[str]
         argv += ["--gammas", ",".join(_num(g) for g in cfg.gammas)]
     argv += ["--alpha", _alpha_arg(alpha), "--balanced-alpha", _alpha_arg(balanced),
              "--alpha-method", req.alpha_method]
+    if "balanced_ce" in losses and not cfg.balanced_grid:  # the command line's default is the grid
+        argv += ["--no-balanced-grid"]
     argv += ["--no-prior-bias"] if prior is None else ["--prior", prior if prior == "auto" else _num(prior)]
     if req.epochs is not None:
         argv += ["--epochs", str(req.epochs)]

@@ -16,12 +16,22 @@ non-ignored entries:
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
-__all__ = ["FocalLossFunction", "denominator", "reduce_loss"]
+__all__ = ["FocalLossFunction", "ScalarLossFunction", "denominator", "f32", "reduce_loss"]
+
+
+def f32(v: float) -> float:
+    """``v`` rounded to float32 (inf beyond float32's range), as a Python float.
+
+    A float32 operation on float32 operands equals the float64 one rounded once to float32 (for
+    +, -, *, /), so Python floats reproduce the float32 tensor arithmetic of the reduction bit for bit.
+    """
+    return ctypes.c_float(v).value
 
 
 def denominator(count: Tensor, reduction: str, normalizer: Any, like: Tensor) -> Tensor | float | None:
@@ -135,3 +145,38 @@ def _scale_saved_grad(ctx: Any, grad: Tensor, g: Tensor) -> Tensor:
         ctx.applied = f
         return grad
     return grad * (f / prev)
+
+
+class ScalarLossFunction(torch.autograd.Function):
+    """:class:`FocalLossFunction` for a kernel already run: a reduced CPU loss held as Python numbers.
+
+    ``apply(x, total, den, grad, recompute)``: ``total`` is the kernel's float64 sum, ``den`` the
+    float32 denominator as a Python float (or None), ``grad`` the saved gradient d(sum)/dx in x's
+    dtype; ``recompute()`` returns the ``recompute`` callable of :class:`FocalLossFunction`, built
+    only if a differentiable backward needs it. Same values as :class:`FocalLossFunction` with
+    ``reduce`` on CPU (the float32 rounding of ``total / den`` and of ``grad_out / den`` is done on
+    Python floats, see :func:`f32`), with no 0-d tensor operations: the eager fast path of the
+    losses on small tensors, where those operations are most of the time.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, total: float, den: float | None, grad: Tensor, recompute: Callable[[], Any]
+    ) -> Tensor:
+        loss = f32(total) if den is None else f32(f32(total) / den)
+        ctx.den = den
+        ctx.recompute = recompute
+        ctx.save_for_backward(grad, x)
+        return torch.scalar_tensor(loss, dtype=torch.float32)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        if not ctx.needs_input_grad[0]:
+            return (None,) * 5
+        grad, x = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: the gradient must be differentiable
+            return (_differentiable_grad(ctx.recompute(), x, grad_out), None, None, None, None)
+        g = grad_out.item()  # float32 0-d on CPU: no device sync
+        if ctx.den is not None:
+            g = f32(g / ctx.den)
+        return (_scale_saved_grad(ctx, grad, g), None, None, None, None)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from focalkit import _validation as V, backends
+from focalkit import _fastpath, _validation as V, backends
 from focalkit._autograd import FocalLossFunction, reduce_loss
 from focalkit._torch_compat import transforms_active
 from focalkit.backends import closed_form, composed
@@ -151,6 +151,12 @@ def sigmoid_focal_loss(
         >>> fk.sigmoid_focal_loss(logits, torch.tensor([0, 2]))  # class indices, 2 = background
         tensor(0.0751)
     """
+    out = _fastpath.sigmoid_focal_loss(
+        logits, targets, alpha, gamma, reduction, weight, normalizer, ignore_index, label_smoothing,
+        validate_args, label_smoothing_mode, _composed_loss,
+    )  # fmt: skip
+    if out is not None:  # the common call on CPU, same checks and values (focalkit._fastpath)
+        return out
     V.check_logits(logits)
     targets = V.check_targets_type(targets)
     V.check_reduction(reduction)
@@ -233,6 +239,12 @@ def softmax_focal_loss(
         >>> fk.softmax_focal_loss(seg, torch.randint(0, 4, (2, 8, 8)), reduction="none").shape
         torch.Size([2, 8, 8])
     """
+    out = _fastpath.softmax_focal_loss(
+        logits, targets, alpha, gamma, reduction, weight, normalizer, ignore_index, label_smoothing,
+        _composed_loss,
+    )  # fmt: skip
+    if out is not None:  # the common call on CPU, same checks and values (focalkit._fastpath)
+        return out
     V.check_logits(logits)
     targets = V.check_targets_type(targets)
     V.check_reduction(reduction)

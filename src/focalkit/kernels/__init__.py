@@ -155,13 +155,15 @@ for _fn in (triton_available, _cuda_triton_available, fused_available, cpu.avail
     mark_trace_constant(_fn)
 
 
+#: The ``"fused"`` backend (the eager fast path of the losses, ``focalkit._fastpath``, calls the C
+#: kernel directly when the dispatcher answers with this one).
+FUSED = Backend(
+    "fused", _fused_sigmoid, _fused_softmax, supports=_fused_supports, is_available=fused_available
+)
+
+
 def _register() -> None:
-    register_backend(
-        Backend(
-            "fused", _fused_sigmoid, _fused_softmax,
-            supports=_fused_supports, is_available=fused_available,
-        )
-    )  # fmt: skip
+    register_backend(FUSED)
     register_backend(
         Backend(
             "triton", _triton_sigmoid, _triton_softmax,

@@ -38,7 +38,7 @@ from torch import Tensor
 
 from focalkit import _validation as V, backends
 from focalkit._autograd import ScalarLossFunction, f32
-from focalkit._torch_compat import transforms_active
+from focalkit._torch_compat import direct_apply, transforms_active
 from focalkit.backends.registry import CallInfo
 
 __all__ = ["sigmoid_focal_loss", "softmax_focal_loss"]
@@ -57,6 +57,8 @@ _INFO = {
 _SIGMOID_NO_ALPHA = {dt: CallInfo(op="sigmoid", device=_CPU, dtype=dt, labels=False, soft=False, alpha="none",
                                   weight=False, reduce=True) for dt in _DTYPES}  # fmt: skip
 _kernels: Any = None
+#: ScalarLossFunction.apply without its Python layer (the fast path runs outside functorch transforms).
+_apply = direct_apply(ScalarLossFunction)
 
 
 def _fused() -> Any:
@@ -125,7 +127,7 @@ def _run(
         def recompute() -> Callable[[Tensor], Tensor]:
             return functools.partial(composed_loss, op, targets, kw, reduction, None)
 
-        return ScalarLossFunction.apply(x, total, den, grad, recompute)
+        return _apply(x, total, den, grad, recompute)
     return torch.scalar_tensor(f32(total) if den is None else f32(f32(total) / den), dtype=torch.float32)
 
 

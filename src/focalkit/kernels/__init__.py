@@ -157,9 +157,11 @@ for _fn in (triton_available, _cuda_triton_available, fused_available, cpu.avail
 
 #: The ``"fused"`` backend (the eager fast path of the losses, ``focalkit._fastpath``, calls the C
 #: kernel directly when the dispatcher answers with this one).
+#: Its CPU answers depend on the call alone (the C kernel is loaded once), so the dispatcher caches them.
 FUSED = Backend(
-    "fused", _fused_sigmoid, _fused_softmax, supports=_fused_supports, is_available=fused_available
-)
+    "fused", _fused_sigmoid, _fused_softmax, supports=_fused_supports, is_available=fused_available,
+    cpu_answers_fixed=True,
+)  # fmt: skip
 
 
 def _register() -> None:

@@ -74,7 +74,7 @@ _load_error: str | None = None
 _loaded = False
 _lock = threading.Lock()
 
-_vp, _i64p = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)
+_vp, _i64p, _byref = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64), ctypes.byref
 _f, _i, _i64, _d = ctypes.c_float, ctypes.c_int, ctypes.c_int64, ctypes.c_double
 
 
@@ -265,6 +265,8 @@ def _nthreads() -> int:
 
 
 def _prep_x(x: Tensor) -> tuple[Tensor, int]:
+    if x.dtype is torch.float32 and x.is_cpu and x.is_contiguous():  # the common case, no copy
+        return x, 0
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_cpu:
@@ -452,7 +454,7 @@ def softmax_focal_fwd(
             raise ValueError(f"alpha must have shape ({c},), got {tuple(a.shape)}")
     loss_buf = None if reduce else torch.empty(pos_shape, dtype=torch.float32)
     grad = _grad_buffer(xc) if compute_grad else None
-    count, nbad = ctypes.c_int64(0), ctypes.c_int64(0)
+    count, nbad = _i64(0), _i64(0)
     if n * c * inner > 0 and soft:
         total = lib.fk_softmax_soft(
             xc.data_ptr(), code, y.data_ptr(), tcode, n, c, inner, _ptr(a), float(gamma),
@@ -461,8 +463,7 @@ def softmax_focal_fwd(
     elif n * c * inner > 0:
         total = lib.fk_softmax_labels(
             xc.data_ptr(), code, y.data_ptr(), n, c, inner, _ptr(a), float(gamma), int(ignore_index),
-            float(label_smoothing), _ptr(loss_buf), _ptr(grad), ctypes.byref(count),
-            ctypes.byref(nbad), _nthreads(),
+            float(label_smoothing), _ptr(loss_buf), _ptr(grad), _byref(count), _byref(nbad), _nthreads(),
         )  # fmt: skip
     else:
         total = 0.0

@@ -65,7 +65,9 @@ if os.environ.get("FOCALKIT_NO_EXT", "0") in ("", "0"):
                 f"{_KERNELS}/_focal_cpu_avx2.c",
                 f"{_KERNELS}/_focal_cpu_avx512.c",
             ],
-            depends=[f"{_KERNELS}/_focal_cpu_impl.h"],
+            depends=[f"{_KERNELS}/_focal_cpu_impl.h", f"{_KERNELS}/_focal_cpu_family.h",
+                     f"{_KERNELS}/_focal_cpu_softmax.h", f"{_KERNELS}/_focal_cpu_softmax_pass.h",
+                     f"{_KERNELS}/_focal_cpu_sigmoid_pass.h"],
             optional=True,
         )
     )

@@ -14,8 +14,16 @@ from typing import Any
 from focalkit.backends import available_backends, get_backend, kernel_status, set_backend, use_backend
 from focalkit.distributed import num_positives
 from focalkit.functional import sigmoid_focal_loss, softmax_focal_loss
+from focalkit.family import asymmetric_loss, quality_focal_loss, varifocal_loss
 from focalkit.gamma import FLSD53, PiecewiseGamma
-from focalkit.modules import FocalLoss, SigmoidFocalLoss, SoftmaxFocalLoss
+from focalkit.modules import (
+    AsymmetricLoss,
+    FocalLoss,
+    QualityFocalLoss,
+    SigmoidFocalLoss,
+    SoftmaxFocalLoss,
+    VarifocalLoss,
+)
 from focalkit.weights import class_weights, prior_bias
 
 __version__ = "0.1.0"
@@ -37,18 +45,24 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "FLSD53",
+    "AsymmetricLoss",
     "FocalLoss",
     "PiecewiseGamma",
+    "QualityFocalLoss",
     "SigmoidFocalLoss",
     "SoftmaxFocalLoss",
+    "VarifocalLoss",
+    "asymmetric_loss",
     "available_backends",
     "class_weights",
     "get_backend",
     "kernel_status",
     "num_positives",
     "prior_bias",
+    "quality_focal_loss",
     "set_backend",
     "sigmoid_focal_loss",
     "softmax_focal_loss",
     "use_backend",
+    "varifocal_loss",
 ]

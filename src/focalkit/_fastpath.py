@@ -21,7 +21,8 @@ same float32 arithmetic, in fewer, cheaper steps:
 
 Each function returns the loss, or None when the call is not the common one (the caller then runs
 the general path). Taken: CPU, float32 or bfloat16 contiguous logits (not a tensor subclass),
-reduction ``"mean"`` or ``"sum"``, no ``weight``/``normalizer``, the default backend (or
+reduction ``"mean"`` or ``"sum"``, no ``weight``/``normalizer``, the plain focal loss (``epsilon``
+0, a float ``gamma``), the default backend (or
 ``"fused"``), outside ``torch.compile``, functorch transforms, ``torch.jit.trace`` and autocast;
 the softmax loss with int64 class indices and no ``alpha``; the sigmoid loss with float32 targets
 of the logits' shape that do not require grad, a float ``alpha`` (or None), no ``ignore_index`` and binary label smoothing.
@@ -76,10 +77,14 @@ def _real(v: Any) -> bool:
     return (t is float and -_FINITE_MAX <= v <= _FINITE_MAX) or (t is int and -(2**53) <= v <= 2**53)
 
 
-def _common(logits: Any, reduction: Any, gamma: Any, label_smoothing: Any, weight: Any, normalizer: Any) -> bool:
+def _common(
+    logits: Any, reduction: Any, gamma: Any, label_smoothing: Any, weight: Any, normalizer: Any, epsilon: Any
+) -> bool:
     """The checks both losses share, on exact types; False sends the call to the general path."""
     return (
         type(logits) in _TENSOR_TYPES
+        and (type(epsilon) is float or type(epsilon) is int)
+        and epsilon == 0  # the plain focal loss (check_epsilon passes); Poly-1: the general path
         and logits.dtype in _DTYPES
         and logits.is_cpu
         and (reduction == "mean" or reduction == "sum")
@@ -139,7 +144,7 @@ def _out(loss: Tensor | None, logits: Tensor) -> Tensor | None:
 
 def softmax_focal_loss(
     logits: Any, targets: Any, alpha: Any, gamma: Any, reduction: Any, weight: Any, normalizer: Any,
-    ignore_index: Any, label_smoothing: Any, composed_loss: Callable[..., Tensor],
+    ignore_index: Any, label_smoothing: Any, epsilon: Any, composed_loss: Callable[..., Tensor],
 ) -> Tensor | None:
     """:func:`focalkit.softmax_focal_loss` of the common call, or None (see the module docstring)."""
     if not (
@@ -148,7 +153,7 @@ def softmax_focal_loss(
         and targets.dtype == torch.int64
         and type(ignore_index) is int
         and _INT64_MIN <= ignore_index <= _INT64_MAX
-        and _common(logits, reduction, gamma, label_smoothing, weight, normalizer)
+        and _common(logits, reduction, gamma, label_smoothing, weight, normalizer, epsilon)
         and logits.dim() >= 2
         and logits.shape[1] >= 2
         and targets.shape == logits.shape[:1] + logits.shape[2:]
@@ -161,7 +166,7 @@ def softmax_focal_loss(
 
 def sigmoid_focal_loss(
     logits: Any, targets: Any, alpha: Any, gamma: Any, reduction: Any, weight: Any, normalizer: Any,
-    ignore_index: Any, label_smoothing: Any, validate_args: Any, label_smoothing_mode: Any,
+    ignore_index: Any, label_smoothing: Any, validate_args: Any, label_smoothing_mode: Any, epsilon: Any,
     composed_loss: Callable[..., Tensor],
 ) -> Tensor | None:
     """:func:`focalkit.sigmoid_focal_loss` of the common call, or None (see the module docstring)."""
@@ -173,7 +178,7 @@ def sigmoid_focal_loss(
         and type(targets) is Tensor
         and targets.dtype == torch.float32
         and not targets.requires_grad  # d(loss)/d(targets): the composed path
-        and _common(logits, reduction, gamma, label_smoothing, weight, normalizer)
+        and _common(logits, reduction, gamma, label_smoothing, weight, normalizer, epsilon)
         and targets.shape == logits.shape
         and targets.numel() > 0
     ):

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from focalkit._torch_compat import assert_in_graph
+from focalkit.gamma import PiecewiseGamma
 
 REDUCTIONS = ("none", "mean", "sum")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -79,8 +80,16 @@ def check_real(name: str, value: Any) -> float:
     return v
 
 
-def check_gamma(gamma: Any, name: str = "gamma", *, maximum: float | None = None) -> float:
-    """The focusing parameter: a finite number >= 0 (and <= ``maximum`` when given)."""
+def check_gamma(gamma: Any, name: str = "gamma", *, maximum: float | None = None) -> Any:
+    """The focusing parameter: a finite number >= 0 (and <= ``maximum`` when given), as a float.
+
+    A :class:`focalkit.PiecewiseGamma` (sample-dependent gamma, FLSD-53) is returned as it is (its
+    values were checked when it was built; ``maximum`` bounds its largest value).
+    """
+    if isinstance(gamma, PiecewiseGamma):
+        if maximum is not None and gamma.max > maximum:
+            raise ValueError(f"{name} must be in [0, {maximum:g}], got {gamma!r}")
+        return gamma
     if isinstance(gamma, bool) or not isinstance(gamma, (numbers.Real, Tensor)):
         raise TypeError(f"{name} must be a real number, got {type(gamma).__name__}")
     try:
@@ -91,6 +100,70 @@ def check_gamma(gamma: Any, name: str = "gamma", *, maximum: float | None = None
         bound = f"in [0, {maximum:g}]" if maximum is not None else "a finite number >= 0"
         raise ValueError(f"{name} must be {bound}, got {g}")
     return g
+
+
+def check_epsilon(epsilon: Any, name: str = "epsilon") -> float:
+    """The Poly-1 coefficient (Leng et al. 2022): a finite number >= -1 (so that the loss stays >= 0)."""
+    e = check_real(name, epsilon)
+    if e < -1.0:
+        raise ValueError(f"{name} (the Poly-1 coefficient) must be >= -1, got {e}")
+    return e
+
+
+def check_float_gamma(gamma: Any, name: str) -> float:
+    """An exponent that must be one number (gamma_pos, gamma_neg, beta): finite, >= 0."""
+    if isinstance(gamma, PiecewiseGamma):
+        raise TypeError(f"{name} must be a real number >= 0, got a PiecewiseGamma (only gamma takes one)")
+    return check_gamma(gamma, name)
+
+
+def check_non_negative(name: str, value: Any) -> float:
+    """A finite number >= 0 (a weight such as VFL's alpha of the negatives)."""
+    v = check_real(name, value)
+    if v < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+    return v
+
+
+def check_clip(clip: Any) -> float:
+    """ASL's probability shift of the negatives: a number in [0, 1)."""
+    c = check_real("clip", clip)
+    if not 0.0 <= c < 1.0:
+        raise ValueError(f"clip (the probability shift of the negatives) must be in [0, 1), got {c}")
+    return c
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """A flag: a Python bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
+def check_scores(scores: Any, targets: Tensor, labels: bool, validate_args: bool) -> Tensor | None:
+    """Per-position quality scores in [0, 1] that go with class-index targets (QFL / VFL).
+
+    ``scores`` has the targets' shape (the logits' shape without the class dimension 1) and gives
+    the target score of each position's labelled class; it is only meaningful with class indices.
+    """
+    if scores is None:
+        return None
+    if not isinstance(scores, Tensor):
+        raise TypeError(f"scores must be a torch.Tensor or None, got {type(scores).__name__}")
+    if not labels:
+        raise ValueError(
+            "scores go with class-index targets (class dimension removed); with targets of the logits' "
+            "shape the target values themselves are the scores"
+        )
+    if not scores.is_floating_point():
+        raise TypeError(f"scores must be a floating-point tensor, got {scores.dtype}")
+    if scores.shape != targets.shape:
+        raise ValueError(
+            f"scores of shape {tuple(scores.shape)} must have the class-index targets' shape {tuple(targets.shape)}"
+        )
+    if validate_args and scores.numel():
+        _check_range(scores, 0, 1, None, lambda lo, hi: "scores must be in [0, 1]" + _got(lo, hi, False))
+    return scores
 
 
 def check_alpha_scalar(alpha: Any, name: str = "alpha") -> float:

@@ -24,7 +24,8 @@ from focalkit import _fastpath, _validation as V, backends
 from focalkit._autograd import FocalLossFunction, reduce_loss
 from focalkit._torch_compat import transforms_active
 from focalkit.backends import closed_form, composed
-from focalkit.backends.registry import CallInfo
+from focalkit.backends.registry import CallInfo, Variant
+from focalkit.gamma import PiecewiseGamma
 
 __all__ = ["sigmoid_focal_loss", "softmax_focal_loss"]
 
@@ -49,10 +50,10 @@ def _dispatch(
     if weight is not None:
         kwargs = {**kwargs, "weight": weight}
     alpha = kwargs.get("alpha")
-    # The composed path: autograd for alpha, weight or soft targets that need gradients, and for
-    # torch.func transforms / torch.jit.trace.
+    # The composed path: autograd for alpha, weight, soft targets or scores that need gradients,
+    # and for torch.func transforms / torch.jit.trace.
     backend = None
-    if not (_requires_grad(alpha, weight, targets) or transforms_active()):
+    if not (_requires_grad(alpha, weight, targets, kwargs.get("scores")) or transforms_active()):
         info = CallInfo(
             op="sigmoid" if op == "sigmoid" else "softmax",
             device=logits.device,
@@ -62,6 +63,9 @@ def _dispatch(
             alpha="none" if alpha is None else ("tensor" if isinstance(alpha, Tensor) else "float"),
             weight=weight is not None,
             reduce=reduction != "none",
+            variant=kwargs.get("variant"),
+            piecewise=isinstance(kwargs["gamma"], PiecewiseGamma),
+            thresholds=len(kwargs["gamma"].thresholds) if isinstance(kwargs["gamma"], PiecewiseGamma) else 0,
         )
         backend = backends.resolve(info)
     if backend is None:
@@ -92,7 +96,7 @@ def sigmoid_focal_loss(
     targets: Tensor,
     *,
     alpha: float | Tensor | None = 0.25,
-    gamma: float = 2.0,
+    gamma: float | PiecewiseGamma = 2.0,
     reduction: str = "mean",
     weight: Tensor | None = None,
     normalizer: float | Tensor | None = None,
@@ -100,6 +104,7 @@ def sigmoid_focal_loss(
     label_smoothing: float = 0.0,
     validate_args: bool = True,
     label_smoothing_mode: str = "binary",
+    epsilon: float = 0.0,
 ) -> Tensor:
     r"""Sigmoid focal loss for binary, multi-label and dense (detection) classification.
 
@@ -113,6 +118,12 @@ def sigmoid_focal_loss(
     For hard labels CE = -log(p_t), the paper's form; soft labels use this standard soft form
     (torchvision's formula). ``gamma = 0`` is (alpha-weighted) ``binary_cross_entropy_with_logits``.
 
+    Poly-1 (Leng et al., "PolyLoss", ICLR 2022, arXiv:2204.12511): ``epsilon`` adds
+    :math:`\epsilon (1 - p_t)^{\gamma + 1}` per element (alpha multiplies only the focal term,
+    ``weight`` both); with ``gamma=0`` and ``alpha=None`` it is Poly-1 cross-entropy,
+    CE + epsilon (1 - p_t). ``gamma`` may be a :class:`focalkit.PiecewiseGamma` (FLSD-53,
+    Mukhoti et al. 2020): a gamma piecewise constant in p_t, treated as a constant by the gradient.
+
     Args:
         logits: float tensor of any shape; class dimension 1 when ``targets`` are class indices.
         targets: either (a) a tensor of the logits' shape with values in [0, 1]: float (hard or
@@ -125,7 +136,8 @@ def sigmoid_focal_loss(
         alpha: weight of positives in [0, 1] (negatives get 1 - alpha); ``None`` turns it off; a
             tensor broadcastable to the logits gives per-class alpha (a 1-D tensor of length C is
             applied along dimension 1).
-        gamma: focusing parameter >= 0; 0 gives cross-entropy.
+        gamma: focusing parameter >= 0 (0 gives cross-entropy), or a
+            :class:`focalkit.PiecewiseGamma` such as ``fk.FLSD53`` (gamma chosen by p_t).
         reduction: ``"none"`` (the logits' shape, ignored elements 0), ``"sum"``, or ``"mean"``
             (the sum divided by the number of non-ignored elements; alpha and weight do not
             renormalize it).
@@ -139,6 +151,7 @@ def sigmoid_focal_loss(
         label_smoothing_mode: ``"binary"`` (default, toward 0.5 as above) or ``"uniform"``: toward
             1/C over the C = logits.shape[1] classes, t * (1 - ls) + ls / C, the convention of
             ``F.cross_entropy`` and of timm's ``BinaryCrossEntropy(smoothing=ls)``.
+        epsilon: the Poly-1 coefficient, a finite number >= -1 (0: the plain focal loss).
 
     Returns:
         The loss, in the logits' dtype: a scalar, or per element for ``reduction="none"``.
@@ -150,10 +163,12 @@ def sigmoid_focal_loss(
         tensor(0.0086)
         >>> fk.sigmoid_focal_loss(logits, torch.tensor([0, 2]))  # class indices, 2 = background
         tensor(0.0751)
+        >>> fk.sigmoid_focal_loss(logits, torch.tensor([0, 2]), gamma=fk.FLSD53, epsilon=1.0)
+        tensor(0.0841)
     """
     out = _fastpath.sigmoid_focal_loss(
         logits, targets, alpha, gamma, reduction, weight, normalizer, ignore_index, label_smoothing,
-        validate_args, label_smoothing_mode, _composed_loss,
+        validate_args, label_smoothing_mode, epsilon, _composed_loss,
     )  # fmt: skip
     if out is not None:  # the common call on CPU, same checks and values (focalkit._fastpath)
         return out
@@ -161,6 +176,7 @@ def sigmoid_focal_loss(
     targets = V.check_targets_type(targets)
     V.check_reduction(reduction)
     gamma = V.check_gamma(gamma)
+    epsilon = V.check_epsilon(epsilon)
     label_smoothing = V.check_label_smoothing(label_smoothing)
     V.check_ignore_index(ignore_index, allow_none=True)
     targets, labels = V.parse_sigmoid_targets(logits, targets, ignore_index, validate_args)
@@ -181,6 +197,8 @@ def sigmoid_focal_loss(
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
     )
+    if epsilon:
+        kwargs["variant"] = Variant(epsilon=epsilon)
     return _dispatch(
         "sigmoid", logits, targets, kwargs, labels=labels, soft=False, weight=weight,
         reduction=reduction, normalizer=normalizer,
@@ -192,13 +210,14 @@ def softmax_focal_loss(
     targets: Tensor,
     *,
     alpha: Any = None,
-    gamma: float = 2.0,
+    gamma: float | PiecewiseGamma = 2.0,
     reduction: str = "mean",
     weight: Tensor | None = None,
     normalizer: float | Tensor | None = None,
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
     validate_args: bool = True,
+    epsilon: float = 0.0,
 ) -> Tensor:
     r"""Softmax focal loss for multi-class classification and semantic segmentation.
 
@@ -211,13 +230,20 @@ def softmax_focal_loss(
     which for a hard label y is :math:`-\alpha_y (1 - p_y)^\gamma \log p_y`. ``gamma = 0`` is
     ``F.cross_entropy`` with ``weight=alpha`` (for ``reduction="none"``/``"sum"``; see ``mean``).
 
+    Poly-1 (Leng et al., ICLR 2022): ``epsilon`` adds :math:`\epsilon (1 - p_t)^{\gamma + 1}` per
+    position with :math:`p_t = \sum_c t_c p_c` (the paper's form for soft targets; p_y for a hard
+    label); alpha multiplies only the focal term, ``weight`` both. With ``gamma=0`` it is Poly-1
+    cross-entropy. A :class:`focalkit.PiecewiseGamma` gamma is evaluated at p_c in the focal
+    term and at p_t in the Poly-1 term.
+
     Args:
         logits: (N, C) or (N, C, d1, ..., dk), floating point.
         targets: integer class indices (N,) / (N, d1, ..., dk), or class probabilities of the
             logits' shape (floating point, values in [0, 1]).
         alpha: ``None`` or a length-C sequence/tensor of non-negative per-class weights (e.g. from
             :func:`focalkit.class_weights`). A bare float is rejected: it would only rescale the loss.
-        gamma: focusing parameter >= 0; 0 gives cross-entropy.
+        gamma: focusing parameter >= 0 (0 gives cross-entropy), or a
+            :class:`focalkit.PiecewiseGamma` such as ``fk.FLSD53``.
         reduction: ``"none"`` (shape (N, d1, ..., dk), ignored positions 0), ``"sum"``, or
             ``"mean"`` (the sum divided by the number of non-ignored positions; alpha and weight
             do not renormalize it, unlike ``F.cross_entropy(weight=...)``).
@@ -226,6 +252,7 @@ def softmax_focal_loss(
         ignore_index: target value whose positions contribute nothing (class indices only).
         label_smoothing: in [0, 1], as in ``F.cross_entropy``: t = (1 - ls) onehot + ls / C.
         validate_args: check target values, weight and alpha values (a host sync on GPU).
+        epsilon: the Poly-1 coefficient, a finite number >= -1 (0: the plain focal loss).
 
     Returns:
         The loss, in the logits' dtype: a scalar, or per position for ``reduction="none"``.
@@ -238,10 +265,12 @@ def softmax_focal_loss(
         >>> seg = torch.randn(2, 4, 8, 8)
         >>> fk.softmax_focal_loss(seg, torch.randint(0, 4, (2, 8, 8)), reduction="none").shape
         torch.Size([2, 8, 8])
+        >>> fk.softmax_focal_loss(logits, torch.tensor([0, 2]), gamma=0.0, epsilon=1.0)  # Poly-1 CE
+        tensor(1.3328)
     """
     out = _fastpath.softmax_focal_loss(
         logits, targets, alpha, gamma, reduction, weight, normalizer, ignore_index, label_smoothing,
-        _composed_loss,
+        epsilon, _composed_loss,
     )  # fmt: skip
     if out is not None:  # the common call on CPU, same checks and values (focalkit._fastpath)
         return out
@@ -249,6 +278,7 @@ def softmax_focal_loss(
     targets = V.check_targets_type(targets)
     V.check_reduction(reduction)
     gamma = V.check_gamma(gamma)
+    epsilon = V.check_epsilon(epsilon)
     label_smoothing = V.check_label_smoothing(label_smoothing)
     V.check_ignore_index(ignore_index, allow_none=False)
     soft = V.parse_softmax_targets(logits, targets, ignore_index, validate_args)
@@ -259,6 +289,8 @@ def softmax_focal_loss(
     kwargs: dict[str, Any] = dict(
         alpha=alpha, gamma=gamma, ignore_index=ignore_index, label_smoothing=label_smoothing
     )
+    if epsilon:
+        kwargs["variant"] = Variant(epsilon=epsilon)
     return _dispatch(
         "softmax", logits, targets, kwargs, labels=not soft, soft=soft, weight=weight,
         reduction=reduction, normalizer=normalizer,

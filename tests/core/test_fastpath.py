@@ -75,11 +75,11 @@ def test_fast_path_is_taken_for_the_common_call_only():
     y = torch.randint(0, 5, (8,), generator=g)
     t = torch.rand(8, 5, generator=g)
     common = dict(alpha=None, gamma=2.0, reduction="mean", weight=None, normalizer=None, ignore_index=-100,
-                  label_smoothing=0.0, composed_loss=None)  # fmt: skip
+                  label_smoothing=0.0, epsilon=0.0, composed_loss=None)  # fmt: skip
     assert _fastpath.softmax_focal_loss(x, y, **common) is not None
     for change in (dict(reduction="none"), dict(weight=torch.ones(8)), dict(normalizer=2.0), dict(gamma=-1.0),
                    dict(gamma=float("nan")), dict(gamma=True), dict(label_smoothing=1.5), dict(alpha=[1.0] * 5),
-                   dict(ignore_index=2**64)):  # fmt: skip
+                   dict(ignore_index=2**64), dict(epsilon=1.0), dict(gamma=fk.FLSD53)):  # fmt: skip
         assert _fastpath.softmax_focal_loss(x, y, **{**common, **change}) is None, change
     assert _fastpath.softmax_focal_loss(x.double(), y, **common) is None
     assert _fastpath.softmax_focal_loss(x.half(), y, **common) is None
@@ -91,7 +91,8 @@ def test_fast_path_is_taken_for_the_common_call_only():
         assert _fastpath.softmax_focal_loss(x.bfloat16(), y, **common) is None
     sig = dict(common, alpha=0.25, validate_args=True, label_smoothing_mode="binary", ignore_index=None)
     assert _fastpath.sigmoid_focal_loss(x, t, **sig) is not None
-    for change in (dict(alpha=1.5), dict(ignore_index=-1), dict(label_smoothing_mode="uniform"), dict(weight=t)):
+    for change in (dict(alpha=1.5), dict(ignore_index=-1), dict(label_smoothing_mode="uniform"), dict(weight=t),
+                   dict(epsilon=-0.5)):  # fmt: skip
         assert _fastpath.sigmoid_focal_loss(x, t, **{**sig, **change}) is None, change
     assert _fastpath.sigmoid_focal_loss(x, t.requires_grad_(), **sig) is None  # d(loss)/d(targets)
     assert _fastpath.sigmoid_focal_loss(x, t.detach() * 2, **sig) is None  # out of [0, 1]: the general path raises

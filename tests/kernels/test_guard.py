@@ -99,3 +99,39 @@ def test_non_finite_logits_are_not_used_for_the_check():
         assert fk.kernel_status()["triton_checks"] == {}
         fk.softmax_focal_loss(x.nan_to_num(0.0), y)
     assert fk.kernel_status()["triton_checks"] == {"softmax/float32/labels/cpu": "ok"}
+
+
+def test_each_member_of_the_focal_family_is_checked_once(monkeypatch):
+    """The key names the family member: a plain call's verdict does not vouch for Poly-1 or FLSD-53."""
+    from focalkit.kernels import _triton
+
+    x, y = _data()
+    with fk.use_backend("triton"):
+        fk.softmax_focal_loss(x, y)
+        fk.softmax_focal_loss(x, y, epsilon=1.0)
+        fk.softmax_focal_loss(x, y, gamma=fk.FLSD53, epsilon=-0.5)
+        fk.softmax_focal_loss(x, y, gamma=fk.FLSD53, epsilon=-0.5)  # checked already: no new entry
+    assert fk.kernel_status()["triton_checks"] == {
+        "softmax/float32/labels/cpu": "ok",
+        "softmax/float32/labels/cpu/focal+poly1": "ok",
+        "softmax/float32/labels/cpu/focal+poly1+piecewise": "ok",
+    }
+    # a member whose kernel is wrong falls back to eager, the others keep their kernels
+    real = _triton.sigmoid_focal_fwd
+
+    def wrong_for_piecewise(x, t, **kw):
+        loss, count, grad = real(x, t, **kw)
+        return (loss * 2, count, grad) if hasattr(kw["gamma"], "thresholds") else (loss, count, grad)
+
+    monkeypatch.setattr(_triton, "sigmoid_focal_fwd", wrong_for_piecewise)
+    t = torch.nn.functional.one_hot(y, 5).float()
+    with fk.use_backend("eager"):
+        want = fk.sigmoid_focal_loss(x, t, gamma=fk.FLSD53)
+    with fk.use_backend("triton"):
+        with pytest.warns(RuntimeWarning, match=r"focal\+piecewise"):
+            got = fk.sigmoid_focal_loss(x, t, gamma=fk.FLSD53)
+        fk.sigmoid_focal_loss(x, t, epsilon=1.0)
+    torch.testing.assert_close(got, want)
+    status = fk.kernel_status()["triton_checks"]
+    assert status["sigmoid/float32/dense/cpu/focal+piecewise"].startswith("failed: loss")
+    assert status["sigmoid/float32/dense/cpu/focal+poly1"] == "ok"

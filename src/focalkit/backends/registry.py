@@ -88,6 +88,8 @@ class CallInfo:
         variant: the member of the focal family (:class:`Variant`); None (the default) is the plain
             focal loss (a module-level default instance would not trace under ``torch.compile``).
         piecewise: ``gamma`` is a :class:`focalkit.PiecewiseGamma` (sample-dependent, FLSD-53).
+        thresholds: the number of thresholds of that PiecewiseGamma (0 for a float gamma); the
+            kernels take up to 4 and leave longer ones to the eager path.
     """
 
     op: Literal["sigmoid", "softmax"]
@@ -100,6 +102,7 @@ class CallInfo:
     reduce: bool
     variant: Variant | None = None
     piecewise: bool = False
+    thresholds: int = 0
 
 
 def _always(info: CallInfo) -> bool:

@@ -11,6 +11,9 @@ the registry (:mod:`focalkit.backends.registry`, a leaf module, so there is no i
   without its kernel) go to the eager closed form. The softmax kernels take class indices and
   class probabilities (soft targets: mixup, cutmix, distillation), with or without label
   smoothing. On a machine without CUDA neither Triton nor ``torch._dynamo`` is imported.
+  The focal family runs in the same kernels (:func:`_kernel_shape_ok`): Poly-1 ``epsilon`` and a
+  ``PiecewiseGamma`` of up to :data:`MAX_THRESHOLDS` thresholds in both losses; the kinds
+  asymmetric, quality and varifocal in the sigmoid loss, dense or class indices with ``scores``.
 * ``"triton"``: the Triton kernels forced on any device, CPU included under Triton's interpreter
   (``TRITON_INTERPRET=1`` set before this package is imported); for tests.
 
@@ -37,7 +40,7 @@ from focalkit._torch_compat import mark_trace_constant
 from focalkit.backends.registry import Backend, CallInfo, register_backend
 from focalkit.kernels import _guard, cpu
 
-__all__ = ["cpu", "fused_available", "kernel_status", "triton_available"]
+__all__ = ["MAX_THRESHOLDS", "cpu", "fused_available", "kernel_status", "triton_available"]
 
 _FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -78,15 +81,29 @@ def fused_available() -> bool:
     return cpu.available() or _cuda_triton_available()
 
 
+#: Most thresholds of a PiecewiseGamma the kernels take (both kernels: ``MAX_THRESHOLDS``).
+MAX_THRESHOLDS = cpu.MAX_THRESHOLDS
+
+
 def _kernel_shape_ok(info: CallInfo) -> bool:
+    """Whether the compiled kernels compute a call of this shape (else it runs on the eager path).
+
+    The focal family runs in the same two passes as the plain loss: Poly-1 ``epsilon`` and a
+    PiecewiseGamma of up to :data:`MAX_THRESHOLDS` thresholds in both; the kinds asymmetric,
+    quality and varifocal in the sigmoid pass (dense targets, or class indices with or without
+    per-position scores), with a float alpha only for varifocal (its negatives' weight).
+    """
     if info.dtype not in _FLOATS or info.weight:
         return False
-    if (info.variant is not None and not info.variant.plain) or info.piecewise:  # the family's members: not in the kernels yet
-        return False
+    kind = "focal" if info.variant is None else info.variant.kind
+    if info.piecewise and (kind != "focal" or not 0 < info.thresholds <= MAX_THRESHOLDS):
+        return False  # a longer PiecewiseGamma (or one whose length the call did not say): eager
     if info.op == "sigmoid":
+        if kind in ("asymmetric", "quality") and info.alpha != "none":
+            return False
         return info.alpha in ("none", "float") and not info.soft
     # softmax: class indices or class probabilities (soft targets), label smoothing either way
-    return info.op == "softmax" and info.alpha in ("none", "tensor")
+    return info.op == "softmax" and kind == "focal" and info.alpha in ("none", "tensor")
 
 
 def _fused_supports(info: CallInfo) -> bool:

@@ -21,6 +21,12 @@
  *                      loss_out, grad_out, count, nbad, nthreads)   (nbad: labels outside [0, C))
  *   fk_softmax_soft   (x, xcode, t, tcode, N, C, inner, alpha_vec, gamma, ls,
  *                      loss_out, grad_out, count, nthreads)   (t: class probabilities, x's layout)
+ *   fk_sigmoid_dense_family, fk_sigmoid_labels_family, fk_softmax_labels_family,
+ *   fk_softmax_soft_family: the same with a trailing `const fk_family *fam`, the member of the focal
+ *                      family (_focal_cpu_family.h: Poly-1, piecewise gamma, asymmetric, quality,
+ *                      varifocal); fk_sigmoid_labels_family also takes `const float *scores`
+ *                      (N, inner) before it: the target value of each position's labelled class
+ *                      (NULL: 1). The plain entry points run the plain passes, as before.
  *   fk_cpu_isa() -> the variant in use (0 baseline, 1 AVX2+FMA, 2 AVX-512)
  *   fk_cpu_isa_supported(level) -> whether this build and CPU can run that variant
  *   fk_set_cpu_isa(level) -> use the best variant at most `level` (-1: the best); returns it
@@ -48,7 +54,21 @@
                                    void *, int64_t *, int64_t *, int);                         \
     double fk_softmax_soft_##isa(const void *, int, const void *, int, int64_t, int64_t,       \
                                  int64_t, const float *, float, float, float *, void *,        \
-                                 int64_t *, int);
+                                 int64_t *, int);                                              \
+    double fk_sigmoid_dense_family_##isa(const void *, int, const float *, int64_t, float, int,  \
+                                         float, int, float, float, float *, void *, int64_t *,   \
+                                         int, const fk_family *);                                \
+    double fk_sigmoid_labels_family_##isa(const void *, int, const int64_t *, int64_t, int64_t, \
+                                          int64_t, float, int, float, int, int64_t, float,       \
+                                          float *, void *, int64_t *, int64_t *, int,            \
+                                          const float *, const fk_family *);                     \
+    double fk_softmax_labels_family_##isa(const void *, int, const int64_t *, int64_t, int64_t, \
+                                          int64_t, const float *, float, int64_t, float,         \
+                                          float *, void *, int64_t *, int64_t *, int,            \
+                                          const fk_family *);                                    \
+    double fk_softmax_soft_family_##isa(const void *, int, const void *, int, int64_t, int64_t, \
+                                        int64_t, const float *, float, float, float *, void *,   \
+                                        int64_t *, int, const fk_family *);
 FK_DECLARE(avx2)
 FK_DECLARE(avx512)
 #endif
@@ -65,19 +85,42 @@ typedef double (*fk_softmax_soft_fn)(const void *, int, const void *, int, int64
                                      int64_t, const float *, float, float, float *, void *,
                                      int64_t *, int);
 
+typedef double (*fk_sigmoid_dense_family_fn)(const void *, int, const float *, int64_t, float, int,
+                                             float, int, float, float, float *, void *, int64_t *,
+                                             int, const fk_family *);
+typedef double (*fk_sigmoid_labels_family_fn)(const void *, int, const int64_t *, int64_t, int64_t,
+                                              int64_t, float, int, float, int, int64_t, float,
+                                              float *, void *, int64_t *, int64_t *, int,
+                                              const float *, const fk_family *);
+typedef double (*fk_softmax_labels_family_fn)(const void *, int, const int64_t *, int64_t, int64_t,
+                                              int64_t, const float *, float, int64_t, float,
+                                              float *, void *, int64_t *, int64_t *, int,
+                                              const fk_family *);
+typedef double (*fk_softmax_soft_family_fn)(const void *, int, const void *, int, int64_t, int64_t,
+                                            int64_t, const float *, float, float, float *, void *,
+                                            int64_t *, int, const fk_family *);
+
 typedef struct {
     fk_sigmoid_dense_fn sigmoid_dense;
     fk_sigmoid_labels_fn sigmoid_labels;
     fk_softmax_labels_fn softmax_labels;
     fk_softmax_soft_fn softmax_soft;
+    fk_sigmoid_dense_family_fn sigmoid_dense_family;
+    fk_sigmoid_labels_family_fn sigmoid_labels_family;
+    fk_softmax_labels_family_fn softmax_labels_family;
+    fk_softmax_soft_family_fn softmax_soft_family;
 } fk_variant;
 
+#define FK_VARIANT(isa)                                                                        \
+    {fk_sigmoid_dense_##isa, fk_sigmoid_labels_##isa, fk_softmax_labels_##isa,                 \
+     fk_softmax_soft_##isa, fk_sigmoid_dense_family_##isa, fk_sigmoid_labels_family_##isa,     \
+     fk_softmax_labels_family_##isa, fk_softmax_soft_family_##isa}
+
 static const fk_variant fk_variants[] = {
-    {fk_sigmoid_dense_base, fk_sigmoid_labels_base, fk_softmax_labels_base, fk_softmax_soft_base},
+    FK_VARIANT(base),
 #ifdef FK_X86_VARIANTS
-    {fk_sigmoid_dense_avx2, fk_sigmoid_labels_avx2, fk_softmax_labels_avx2, fk_softmax_soft_avx2},
-    {fk_sigmoid_dense_avx512, fk_sigmoid_labels_avx512, fk_softmax_labels_avx512,
-     fk_softmax_soft_avx512},
+    FK_VARIANT(avx2),
+    FK_VARIANT(avx512),
 #endif
 };
 #define FK_NVARIANTS ((int)(sizeof(fk_variants) / sizeof(fk_variants[0])))
@@ -153,8 +196,45 @@ EXPORT double fk_softmax_soft(const void *x, int xcode, const void *t, int tcode
                                    grad_out, count, nthreads);
 }
 
-/* 2: fk_sigmoid_labels reports out-of-range labels (nbad); 3: fk_softmax_soft */
-EXPORT int fk_abi_version(void) { return 3; }
+EXPORT double fk_sigmoid_dense_family(const void *x, int xcode, const float *t, int64_t n,
+                                      float alpha, int has_alpha, float gamma, int has_ignore,
+                                      float ignore, float ls, float *loss_out, void *grad_out,
+                                      int64_t *count, int nthreads, const fk_family *fam) {
+    return fk_pick()->sigmoid_dense_family(x, xcode, t, n, alpha, has_alpha, gamma, has_ignore,
+                                           ignore, ls, loss_out, grad_out, count, nthreads, fam);
+}
+
+EXPORT double fk_sigmoid_labels_family(const void *x, int xcode, const int64_t *y, int64_t N,
+                                       int64_t C, int64_t inner, float alpha, int has_alpha,
+                                       float gamma, int has_ignore, int64_t ignore, float ls,
+                                       float *loss_out, void *grad_out, int64_t *count,
+                                       int64_t *nbad, int nthreads, const float *scores,
+                                       const fk_family *fam) {
+    return fk_pick()->sigmoid_labels_family(x, xcode, y, N, C, inner, alpha, has_alpha, gamma,
+                                            has_ignore, ignore, ls, loss_out, grad_out, count,
+                                            nbad, nthreads, scores, fam);
+}
+
+EXPORT double fk_softmax_labels_family(const void *x, int xcode, const int64_t *y, int64_t N,
+                                       int64_t C, int64_t inner, const float *alpha, float gamma,
+                                       int64_t ignore, float ls, float *loss_out, void *grad_out,
+                                       int64_t *count, int64_t *nbad, int nthreads,
+                                       const fk_family *fam) {
+    return fk_pick()->softmax_labels_family(x, xcode, y, N, C, inner, alpha, gamma, ignore, ls,
+                                            loss_out, grad_out, count, nbad, nthreads, fam);
+}
+
+EXPORT double fk_softmax_soft_family(const void *x, int xcode, const void *t, int tcode, int64_t N,
+                                     int64_t C, int64_t inner, const float *alpha, float gamma,
+                                     float ls, float *loss_out, void *grad_out, int64_t *count,
+                                     int nthreads, const fk_family *fam) {
+    return fk_pick()->softmax_soft_family(x, xcode, t, tcode, N, C, inner, alpha, gamma, ls,
+                                          loss_out, grad_out, count, nthreads, fam);
+}
+
+/* 2: fk_sigmoid_labels reports out-of-range labels (nbad); 3: fk_softmax_soft; 4: the *_family
+ * entry points (the plain ones unchanged) */
+EXPORT int fk_abi_version(void) { return 4; }
 
 EXPORT int fk_max_threads(void) {
 #ifdef _OPENMP

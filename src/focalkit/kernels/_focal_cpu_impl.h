@@ -55,12 +55,13 @@
 #define sig_block_g2_hard FK_FN(sig_block_g2_hard)
 #define sig_block_gx_hard FK_FN(sig_block_gx_hard)
 #define sig_block_for FK_FN(sig_block_for)
-#define softmax_rows FK_FN(softmax_rows)
 #define smooth_tile_class FK_FN(smooth_tile_class)
 #define smooth_row_block FK_FN(smooth_row_block)
-#define softmax_maps FK_FN(softmax_maps)
 #define softmax_call FK_FN(softmax_call)
 #define fk_flush2 FK_FN(fk_flush2)
+#define softmax_poly_row FK_FN(softmax_poly_row)
+#define fk_family_pw FK_FN(fk_family_pw)
+#define softmax_poly_tile FK_FN(softmax_poly_tile)
 
 /* Reductions vectorize without -ffast-math's reassociation through OpenMP's simd reductions. */
 #define FK_STR(...) #__VA_ARGS__
@@ -316,504 +317,60 @@ static sig_block_fn sig_block_for(float gamma, int hard) {
     }
 }
 
-/* ---------------------------------------------------------------- sigmoid, dense targets */
+#include "_focal_cpu_family.h"
+
+/* The passes: a plain copy and a family copy (see _focal_cpu_sigmoid_pass.h). */
+#define FK_PASS3(a, b, c) a##_##b##_##c
+#define FK_PASS2(a, b, c) FK_PASS3(a, b, c)
+#define FK_FAM 0
+#define FK_PASS(name) FK_PASS2(name, plain, FK_ISA)
+#include "_focal_cpu_sigmoid_pass.h"
+#undef FK_FAM
+#undef FK_PASS
+#define FK_FAM 1
+#define FK_PASS(name) FK_PASS2(name, family, FK_ISA)
+#include "_focal_cpu_sigmoid_pass.h"
+#undef FK_FAM
+#undef FK_PASS
+
 double FK_FN(fk_sigmoid_dense)(const void *x, int xcode, const float *t, int64_t n, float alpha,
                                int has_alpha, float gamma, int has_ignore, float ignore, float ls,
                                float *loss_out, void *grad_out, int64_t *count, int nthreads) {
-    const sig_block_fn step = sig_block_for(gamma, 0), step_hard = sig_block_for(gamma, 1);
-    const float a = has_alpha ? alpha : 0.5f;
-    const float ascale = has_alpha ? 1.0f : 2.0f; /* alpha None: alpha_t = 2 * 0.5 = 1 exactly */
-    const int64_t nblocks = (n + BLK - 1) / BLK;
-    double total = 0.0; int64_t ctotal = 0;
-    int nt = fk_threads_for(n, nthreads);
-    double *part = (double *)malloc(sizeof(double) * (size_t)(nblocks + 1));
-#pragma omp parallel num_threads(nt) reduction(+ : ctotal)
-    {
-        float xs[BLK], ts[BLK], vs[BLK], lb[BLK], gb[BLK];
-#pragma omp for schedule(dynamic, 16)
-        for (int64_t b = 0; b < nblocks; b++) {
-            int64_t lo = b * BLK, m = lo + BLK < n ? BLK : n - lo;
-            fk_load_block(x, xcode, lo, m, xs);
-            int64_t cnt = 0, soft = 0;
-            for (int64_t i = 0; i < m; i++) {
-                float ti = t[lo + i];
-                int valid = !(has_ignore && ti == ignore);
-                float tt = valid ? ti * (1.0f - ls) + 0.5f * ls : 0.0f;
-                vs[i] = valid ? 1.0f : 0.0f;
-                ts[i] = tt;
-                cnt += valid;
-                soft += tt != 0.0f && tt != 1.0f;
-            }
-            part[b] = (soft ? step : step_hard)(xs, ts, vs, lb, gb, m, a, ascale, gamma);
-            ctotal += cnt;
-            if (loss_out) memcpy(loss_out + lo, lb, (size_t)m * sizeof(float));
-            if (grad_out) fk_store_block(grad_out, xcode, lo, m, gb);
-        }
-    }
-    for (int64_t b = 0; b < nblocks; b++) total += part[b]; /* fixed order: deterministic */
-    free(part);
-    *count = ctotal;
-    return total;
+    return FK_PASS2(sigmoid_dense_call, plain, FK_ISA)(x, xcode, t, n, alpha, has_alpha, gamma,
+                                                       has_ignore, ignore, ls, loss_out, grad_out,
+                                                       count, nthreads, NULL);
 }
 
-/* ---------------------------------------------------------------- sigmoid, class indices */
-/* x is (N, C, inner) contiguous; y is (N, inner) int64. Element (n, c, i) has target
- * t = (y[n, i] == c); positions with y == ignore are dropped (all C elements). The one-hot is
- * built one block at a time in a stack buffer, never materialized. Labels outside [0, C] (C is
- * background) that are not `ignore` are counted in *nbad (and read as background). */
+double FK_FN(fk_sigmoid_dense_family)(const void *x, int xcode, const float *t, int64_t n,
+                                      float alpha, int has_alpha, float gamma, int has_ignore,
+                                      float ignore, float ls, float *loss_out, void *grad_out,
+                                      int64_t *count, int nthreads, const fk_family *fam) {
+    return FK_PASS2(sigmoid_dense_call, family, FK_ISA)(x, xcode, t, n, alpha, has_alpha, gamma,
+                                                        has_ignore, ignore, ls, loss_out,
+                                                        grad_out, count, nthreads, fam);
+}
+
+/* Class indices: see sigmoid_labels_call in _focal_cpu_sigmoid_pass.h. */
 double FK_FN(fk_sigmoid_labels)(const void *x, int xcode, const int64_t *y, int64_t N, int64_t C,
                                 int64_t inner, float alpha, int has_alpha, float gamma,
                                 int has_ignore, int64_t ignore, float ls, float *loss_out,
                                 void *grad_out, int64_t *count, int64_t *nbad, int nthreads) {
-    const sig_block_fn step = sig_block_for(gamma, ls == 0.0f);
-    const float a = has_alpha ? alpha : 0.5f;
-    const float ascale = has_alpha ? 1.0f : 2.0f;
-    const float tpos = 1.0f - 0.5f * ls, tneg = 0.5f * ls;
-    const int64_t n = N * C * inner;
-    const int64_t nblocks = (n + BLK - 1) / BLK;
-    double total = 0.0; int64_t ctotal = 0, bad = 0;
-    int nt = fk_threads_for(n, nthreads);
-    double *part = (double *)malloc(sizeof(double) * (size_t)(nblocks + 1));
-    /* the labels, once each (not once per class): out of [0, C] and not ignored */
-#pragma omp parallel for num_threads(nt) reduction(+ : bad) schedule(static)
-    for (int64_t i = 0; i < N * inner; i++)
-        bad += (y[i] < 0 || y[i] > C) && !(has_ignore && y[i] == ignore);
-#pragma omp parallel num_threads(nt) reduction(+ : ctotal)
-    {
-        float xs[BLK], ts[BLK], vs[BLK], lb[BLK], gb[BLK];
-#pragma omp for schedule(dynamic, 16)
-        for (int64_t b = 0; b < nblocks; b++) {
-            int64_t lo = b * BLK, m = lo + BLK < n ? BLK : n - lo;
-            fk_load_block(x, xcode, lo, m, xs);
-            int64_t cnt = 0;
-            /* walk the block in runs of constant (n, c): element e = (nn * C + c) * inner + i */
-            int64_t e = lo, k = 0;
-            while (inner == 1 && k < m) { /* (rows, C): runs over the classes of one row */
-                int64_t nn = e / C, c0 = e % C;
-                int64_t run = C - c0 < m - k ? C - c0 : m - k;
-                int64_t yn = y[nn];
-                int valid = !(has_ignore && yn == ignore);
-                float vv = valid ? 1.0f : 0.0f;
-                for (int64_t j = 0; j < run; j++) {
-                    vs[k + j] = vv;
-                    ts[k + j] = valid && yn == c0 + j ? tpos : tneg;
-                }
-                cnt += valid ? run : 0;
-                k += run; e += run;
-            }
-            while (k < m) {
-                int64_t plane = e / inner, i = e % inner;
-                int64_t nn = plane / C, c = plane % C;
-                int64_t run = inner - i < m - k ? inner - i : m - k;
-                const int64_t *yr = y + nn * inner + i;
-                for (int64_t j = 0; j < run; j++) {
-                    int64_t yj = yr[j];
-                    int valid = !(has_ignore && yj == ignore);
-                    vs[k + j] = valid ? 1.0f : 0.0f;
-                    ts[k + j] = valid && yj == c ? tpos : tneg;
-                    cnt += valid;
-                }
-                k += run; e += run;
-            }
-            part[b] = step(xs, ts, vs, lb, gb, m, a, ascale, gamma);
-            ctotal += cnt;
-            if (loss_out) memcpy(loss_out + lo, lb, (size_t)m * sizeof(float));
-            if (grad_out) fk_store_block(grad_out, xcode, lo, m, gb);
-        }
-    }
-    for (int64_t b = 0; b < nblocks; b++) total += part[b]; /* fixed order: deterministic */
-    free(part);
-    *count = ctotal;
-    *nbad = bad;
-    return total;
+    return FK_PASS2(sigmoid_labels_call, plain, FK_ISA)(x, xcode, y, N, C, inner, alpha, has_alpha,
+                                                        gamma, has_ignore, ignore, ls, loss_out,
+                                                        grad_out, count, nbad, nthreads, NULL,
+                                                        NULL);
 }
 
-/* ---------------------------------------------------------------- softmax */
-/* Log-sum-exp, per position: with m = max_c x_c, z_c = x_c - m (exact), the terms e_c = exp(z_c)
- * are split into the maximal ones (z_c == 0, counted: neq) and the tail (their sum), and
- *     log p_c = z_c - log1p(tail + (neq - 1)),   p_c = e_c / (neq + tail).
- * Nothing of size |m| is added back, so log p and p keep float32's relative accuracy at any
- * offset of the logits (1e4 + randn included), and log p of a confident class is -log1p(tail), not
- * a rounded log(1 + tail). The target class's 1 - p is -expm1(log p) (fk_one_minus_p), and its
- * gradient component coef * (1 - p_y) uses it, not 1 - p_y by subtraction.
- *
- * Non-finite logits: NaN, +inf, or all -inf in a position give NaN for its loss and gradient
- * (as F.cross_entropy), a -inf logit with a positive target weight gives +inf; a -inf logit of a
- * class with zero target weight (a masked class) leaves the loss and the gradient finite. Ignored
- * positions give exactly 0 whatever their logits. */
-#define TILE 256
-/* Sums over the classes are float32 in blocks of FK_SUMBLK classes, added up in float64: adding
- * many small terms one by one (label smoothing adds ls / C about C times) would drift by up to
- * C / lanes float32 roundings, and by a different amount for each vector width. */
-#define FK_SUMBLK 32
-
-static inline void fk_flush2(double *restrict a, float *restrict fa, double *restrict b,
-                             float *restrict fb, int64_t n) {
-    for (int64_t k = 0; k < n; k++) {
-        a[k] += fa[k]; b[k] += fb[k];
-        fa[k] = 0.0f; fb[k] = 0.0f;
-    }
+double FK_FN(fk_sigmoid_labels_family)(const void *x, int xcode, const int64_t *y, int64_t N,
+                                       int64_t C, int64_t inner, float alpha, int has_alpha,
+                                       float gamma, int has_ignore, int64_t ignore, float ls,
+                                       float *loss_out, void *grad_out, int64_t *count,
+                                       int64_t *nbad, int nthreads, const float *scores,
+                                       const fk_family *fam) {
+    return FK_PASS2(sigmoid_labels_call, family, FK_ISA)(x, xcode, y, N, C, inner, alpha,
+                                                         has_alpha, gamma, has_ignore, ignore, ls,
+                                                         loss_out, grad_out, count, nbad,
+                                                         nthreads, scores, fam);
 }
 
-/* The targets of a softmax call: class indices y (int64, `ignore` drops a position) or class
- * probabilities t of the logits' layout (float32, tcode 0, or bfloat16, tcode 1; y is NULL). */
-typedef struct {
-    const int64_t *y;
-    int64_t ignore;
-    const void *t;
-    int tcode;
-} fk_softmax_targets;
-
-/* Classes [c0, c1) of one row with the full target distribution: w_c h_c into wh, and the block's
- * sums of w_c h_c and of the loss terms w_c om_c^gamma log p_c into sl[0], sl[1]. Always inlined with
- * a constant gkind, so that each copy of the loop vectorizes. */
-FK_ALWAYS_INLINE void smooth_row_block(const float *restrict xs, const float *restrict ex,
-                                       const float *restrict tr, const float *restrict alpha,
-                                       float *restrict wh, int64_t c0, int64_t c1, float mx,
-                                       float lse, float inv, float lsy, float lsc, float gamma,
-                                       int gkind, float *restrict sl) {
-    float sb = 0.0f, lb = 0.0f;
-    FK_SIMD_SUM(sb, lb)
-    for (int64_t c = c0; c < c1; c++) {
-        float lp = (xs[c] - mx) - lse;
-        float p = ex[c] * inv;
-        float om = fk_one_minus_p(lp, p);
-        float w = alpha[c] * (tr[c] * lsy + lsc);
-        float mod = fk_pow_mod(om, gamma, gkind);
-        float h = fk_softmax_h(lp, p, om, mod, gamma, gkind);
-        float whc = w > 0.0f ? w * h : 0.0f;
-        lb += w > 0.0f ? w * mod * lp : 0.0f; /* 0 log 0 := 0 for a zero weight */
-        wh[c] = whc;
-        sb += whc;
-    }
-    sl[0] = sb;
-    sl[1] = lb;
-}
-
-/* (N, C) rows: the classes are contiguous, so each row is one vectorized pass per step. alpha is
- * never NULL here (softmax_call passes ones). The full-distribution loop (label smoothing, soft
- * targets) reads the row's target distribution from `tr`: the soft targets themselves (float32,
- * read in place), their float32 copy (bfloat16), or a one-hot row of the label, kept zero between
- * rows; w_c = alpha_c (tr_c (1 - ls) + ls / C). */
-static double softmax_rows(const void *x, int xcode, const fk_softmax_targets *tg, int64_t N,
-                           int64_t C, const float *alpha, float gamma, float ls, float *loss_out,
-                           void *grad_out, int64_t *count, int64_t *nbad, int nthreads) {
-    const int gkind = fk_gamma_kind(gamma);
-    const float lsc = ls / (float)C, lsy = 1.0f - ls;
-    const int soft = tg->y == NULL;
-    double total = 0.0; int64_t ctotal = 0, bad = 0;
-    int nt = fk_threads_for(N * C, nthreads);
-    double *part = (double *)malloc(sizeof(double) * (size_t)(N + 1));
-#pragma omp parallel num_threads(nt) reduction(+ : ctotal, bad)
-    {
-        /* float32 rows are read and written in place; bfloat16 ones through xbuf / gbuf */
-        float *xbuf = (float *)malloc(sizeof(float) * (size_t)(5 * C + 1));
-        float *ex = xbuf + C, *gbuf = xbuf + 2 * C, *wh = xbuf + 3 * C, *tbuf = xbuf + 4 * C;
-        for (int64_t c = 0; c < C; c++) tbuf[c] = 0.0f;
-#pragma omp for schedule(dynamic, 32)
-        for (int64_t n = 0; n < N; n++) {
-            const float *xs = xbuf;
-            if (xcode == 0) xs = (const float *)x + n * C;
-            else fk_load_block(x, xcode, n * C, C, xbuf);
-            float *gs = grad_out && xcode == 0 ? (float *)grad_out + n * C : gbuf;
-            float mx = xs[0];
-            FK_SIMD_MAX(mx)
-            for (int64_t c = 0; c < C; c++) mx = xs[c] > mx ? xs[c] : mx;
-            double tail_d = 0.0, neq_d = 0.0; /* varied terms: longer blocks */
-            for (int64_t c0 = 0; c0 < C; c0 += 8 * FK_SUMBLK) {
-                const int64_t c1 = c0 + 8 * FK_SUMBLK < C ? c0 + 8 * FK_SUMBLK : C;
-                float tb = 0.0f, nb = 0.0f;
-                FK_SIMD_SUM(tb, nb)
-                for (int64_t c = c0; c < c1; c++) {
-                    float z = xs[c] - mx;
-                    float e = fk_exp_neg(z);
-                    ex[c] = e;
-                    tb += z == 0.0f ? 0.0f : e;
-                    nb += z == 0.0f ? 1.0f : 0.0f;
-                }
-                tail_d += tb; neq_d += nb;
-            }
-            const float tail = (float)tail_d, neq = (float)neq_d;
-            const float lse = fk_log1p(tail + (neq - 1.0f)); /* neq - 1 first: exact */
-            const float inv = 1.0f / (neq + tail);
-            int64_t yk = -1;
-            int valid = 1;
-            if (!soft) {
-                yk = tg->y[n];
-                int inrange = yk >= 0 && yk < C;
-                valid = yk != tg->ignore;
-                bad += valid && !inrange;
-                valid = valid && inrange;
-            }
-            ctotal += valid;
-            float l = 0.0f;
-            if (!valid) {
-                for (int64_t c = 0; c < C; c++) gs[c] = 0.0f;
-            } else if (!soft && ls == 0.0f) {
-                float lp = (xs[yk] - mx) - lse;
-                float py = ex[yk] * inv;
-                float om = fk_one_minus_p(lp, py);
-                float w = alpha[yk];
-                float mod = fk_pow_mod(om, gamma, gkind);
-                float coef = w * fk_softmax_h(lp, py, om, mod, gamma, gkind);
-                l = -w * mod * lp;
-                for (int64_t c = 0; c < C; c++) gs[c] = -coef * (ex[c] * inv);
-                gs[yk] = coef * om; /* coef (1 - p_y), 1 - p_y without cancellation */
-            } else {
-                const float *tr = tbuf;
-                if (!soft) tbuf[yk] = 1.0f;
-                else if (tg->tcode == 0) tr = (const float *)tg->t + n * C;
-                else fk_load_block(tg->t, tg->tcode, n * C, C, tbuf);
-                double ssum_d = 0.0, lsum_d = 0.0;
-                for (int64_t c0 = 0; c0 < C; c0 += FK_SUMBLK) {
-                    const int64_t c1 = c0 + FK_SUMBLK < C ? c0 + FK_SUMBLK : C;
-                    float sl[2];
-                    switch (gkind) { /* one vectorized copy of the loop per kind of gamma */
-                    case 0: smooth_row_block(xs, ex, tr, alpha, wh, c0, c1, mx, lse, inv, lsy, lsc, gamma, 0, sl); break;
-                    case 1: smooth_row_block(xs, ex, tr, alpha, wh, c0, c1, mx, lse, inv, lsy, lsc, gamma, 1, sl); break;
-                    case 2: smooth_row_block(xs, ex, tr, alpha, wh, c0, c1, mx, lse, inv, lsy, lsc, gamma, 2, sl); break;
-                    default: smooth_row_block(xs, ex, tr, alpha, wh, c0, c1, mx, lse, inv, lsy, lsc, gamma, 3, sl);
-                    }
-                    ssum_d += sl[0]; lsum_d += sl[1];
-                }
-                if (!soft) tbuf[yk] = 0.0f;
-                const float ssum = (float)ssum_d;
-                l = (float)-lsum_d;
-                for (int64_t c = 0; c < C; c++) gs[c] = wh[c] - (ex[c] * inv) * ssum;
-            }
-            part[n] = l;
-            if (loss_out) loss_out[n] = l;
-            if (grad_out && xcode != 0) fk_store_block(grad_out, xcode, n * C, C, gs);
-        }
-        free(xbuf);
-    }
-    for (int64_t n = 0; n < N; n++) total += part[n];
-    free(part);
-    *count = ctotal;
-    *nbad = bad;
-    return total;
-}
-
-/* One class c of a tile of B positions with label smoothing or soft targets: the loss terms and
- * w_c h_c, w_c = alpha_c (t_c (1 - ls) + ls / C) (0 at ignored positions, yy < 0). Always inlined
- * with a constant gkind, so that each copy of the loop vectorizes. */
-FK_ALWAYS_INLINE void smooth_tile_class(const float *restrict xr, const float *restrict er,
-                                        const float *restrict tr, const float *restrict mx,
-                                        const float *restrict lse, const float *restrict inv,
-                                        const int64_t *restrict yy, float ac, float lsy, float lsc,
-                                        float gamma, int gkind, float *restrict lsum,
-                                        float *restrict ssum, float *restrict whr, int64_t B) {
-    for (int64_t k = 0; k < B; k++) {
-        float lp = (xr[k] - mx[k]) - lse[k];
-        float p = er[k] * inv[k];
-        float om = fk_one_minus_p(lp, p);
-        float w = yy[k] < 0 ? 0.0f : ac * (tr[k] * lsy + lsc);
-        float mod = fk_pow_mod(om, gamma, gkind);
-        float h = fk_softmax_h(lp, p, om, mod, gamma, gkind);
-        float whc = w > 0.0f ? w * h : 0.0f;
-        lsum[k] -= w > 0.0f ? w * mod * lp : 0.0f; /* 0 log 0 := 0 for a zero weight */
-        ssum[k] += whc;
-        whr[k] = whc;
-    }
-}
-
-/* (N, C, inner) maps: tiles of up to TILE positions along inner, so that the C strided rows of a
- * tile stay in cache. */
-static double softmax_maps(const void *x, int xcode, const fk_softmax_targets *tg, int64_t N,
-                           int64_t C, int64_t inner, const float *alpha, float gamma, float ls,
-                           float *loss_out, void *grad_out, int64_t *count, int64_t *nbad,
-                           int nthreads) {
-    const int gkind = fk_gamma_kind(gamma);
-    const int soft = tg->y == NULL, full = soft || ls > 0.0f;
-    const int64_t ntile = (inner + TILE - 1) / TILE;
-    const int64_t units = N * ntile;
-    double total = 0.0; int64_t ctotal = 0, bad = 0;
-    int nt = fk_threads_for(N * C * inner, nthreads);
-    const float lsc = ls / (float)C, lsy = 1.0f - ls;
-    double *part = (double *)malloc(sizeof(double) * (size_t)(units + 1));
-#pragma omp parallel num_threads(nt) reduction(+ : ctotal, bad)
-    {
-        float mx[TILE], tail[TILE], neq[TILE], lse[TILE], inv[TILE], coef[TILE], cy[TILE];
-        float ssum[TILE], lsum[TILE];
-        double acc1[TILE], acc2[TILE]; /* the float sums above, flushed every FK_SUMBLK classes */
-        int64_t yy[TILE];
-        /* the tile's logits as float32 (xt) and exp(x - max) (ex), reused by every step: one
-         * exp per element, not two; gt holds the gradient before a bfloat16 store; with the full
-         * distribution, wh holds w_c h_c and tt the targets (soft, or one-hot rows, kept zero) */
-        float *xt = (float *)malloc(sizeof(float) * (size_t)C * TILE * (full ? 5 : 3));
-        float *ex = xt + C * TILE, *gt = ex + C * TILE;
-        float *wh = full ? gt + C * TILE : NULL, *tt = full ? wh + C * TILE : NULL;
-        if (full) for (int64_t i = 0; i < C * TILE; i++) tt[i] = 0.0f;
-#pragma omp for schedule(dynamic, 4)
-        for (int64_t u = 0; u < units; u++) {
-            int64_t nn = u / ntile, tile = u % ntile;
-            int64_t i0 = tile * TILE, i1 = i0 + TILE < inner ? i0 + TILE : inner;
-            int64_t B = i1 - i0;
-            int64_t xb = nn * C * inner + i0; /* element (nn, c, i0 + k) at xb + c * inner + k */
-            for (int64_t c = 0; c < C; c++) fk_load_block(x, xcode, xb + c * inner, B, xt + c * TILE);
-            for (int64_t k = 0; k < B; k++) {
-                mx[k] = xt[k]; tail[k] = 0.0f; neq[k] = 0.0f; acc1[k] = 0.0; acc2[k] = 0.0;
-            }
-            for (int64_t c = 1; c < C; c++) {
-                const float *xr = xt + c * TILE;
-                for (int64_t k = 0; k < B; k++) mx[k] = xr[k] > mx[k] ? xr[k] : mx[k];
-            }
-            for (int64_t c = 0; c < C; c++) {
-                const float *xr = xt + c * TILE;
-                float *er = ex + c * TILE;
-                for (int64_t k = 0; k < B; k++) {
-                    float z = xr[k] - mx[k];
-                    float e = fk_exp_neg(z);
-                    er[k] = e;
-                    tail[k] += z == 0.0f ? 0.0f : e;
-                    neq[k] += z == 0.0f ? 1.0f : 0.0f;
-                }
-                if (c % FK_SUMBLK == FK_SUMBLK - 1 || c == C - 1) fk_flush2(acc1, tail, acc2, neq, B);
-            }
-            for (int64_t k = 0; k < B; k++) {
-                tail[k] = (float)acc1[k]; neq[k] = (float)acc2[k];
-                lse[k] = fk_log1p(tail[k] + (neq[k] - 1.0f));
-                inv[k] = 1.0f / (neq[k] + tail[k]);
-            }
-            double s = 0.0; int64_t cnt = 0;
-            if (soft) {
-                for (int64_t k = 0; k < B; k++) yy[k] = 0;
-                cnt = B;
-            } else {
-                const int64_t *yr = tg->y + nn * inner + i0;
-                for (int64_t k = 0; k < B; k++) {
-                    int64_t yk = yr[k];
-                    int valid = yk != tg->ignore;
-                    int inrange = yk >= 0 && yk < C;
-                    bad += valid && !inrange; /* out-of-range labels: reported, treated as ignored */
-                    valid = valid && inrange;
-                    yy[k] = valid ? yk : -1;
-                    cnt += valid;
-                }
-            }
-            if (!full) {
-                /* Hard labels: only the target class enters the loss. */
-                for (int64_t k = 0; k < B; k++) {
-                    coef[k] = 0.0f; cy[k] = 0.0f;
-                    int64_t yk = yy[k];
-                    if (yk < 0) { if (loss_out) loss_out[nn * inner + i0 + k] = 0.0f; continue; }
-                    float lp = (xt[yk * TILE + k] - mx[k]) - lse[k];
-                    float py = ex[yk * TILE + k] * inv[k];
-                    float om = fk_one_minus_p(lp, py);
-                    float w = alpha[yk];
-                    float mod = fk_pow_mod(om, gamma, gkind);
-                    float l = -w * mod * lp;
-                    coef[k] = w * fk_softmax_h(lp, py, om, mod, gamma, gkind);
-                    cy[k] = coef[k] * om;
-                    s += l;
-                    if (loss_out) loss_out[nn * inner + i0 + k] = l;
-                }
-                if (grad_out) {
-                    /* dloss/dx_j = coef * ([j == y] - p_j); ignored positions exactly 0 */
-                    for (int64_t c = 0; c < C; c++) {
-                        int64_t off = xb + c * inner;
-                        const float *er = ex + c * TILE;
-                        float *gr = xcode == 0 ? (float *)grad_out + off : gt;
-                        for (int64_t k = 0; k < B; k++) {
-                            float g = yy[k] == c ? cy[k] : -coef[k] * (er[k] * inv[k]);
-                            gr[k] = yy[k] < 0 ? 0.0f : g;
-                        }
-                        if (xcode != 0) fk_store_block(grad_out, xcode, off, B, gt);
-                    }
-                }
-            } else {
-                /* Label smoothing or soft targets: every class has weight w_c = alpha_c t_c. */
-                if (soft) {
-                    for (int64_t c = 0; c < C; c++)
-                        fk_load_block(tg->t, tg->tcode, xb + c * inner, B, tt + c * TILE);
-                } else {
-                    for (int64_t k = 0; k < B; k++) if (yy[k] >= 0) tt[yy[k] * TILE + k] = 1.0f;
-                }
-                for (int64_t k = 0; k < B; k++) {
-                    ssum[k] = 0.0f; lsum[k] = 0.0f; acc1[k] = 0.0; acc2[k] = 0.0;
-                }
-                for (int64_t c = 0; c < C; c++) {
-                    const float ac = alpha[c];
-                    const float *xr = xt + c * TILE, *er = ex + c * TILE, *tr = tt + c * TILE;
-                    float *whr = wh + c * TILE;
-                    switch (gkind) { /* one vectorized copy of the loop per kind of gamma */
-                    case 0: smooth_tile_class(xr, er, tr, mx, lse, inv, yy, ac, lsy, lsc, gamma, 0, lsum, ssum, whr, B); break;
-                    case 1: smooth_tile_class(xr, er, tr, mx, lse, inv, yy, ac, lsy, lsc, gamma, 1, lsum, ssum, whr, B); break;
-                    case 2: smooth_tile_class(xr, er, tr, mx, lse, inv, yy, ac, lsy, lsc, gamma, 2, lsum, ssum, whr, B); break;
-                    default: smooth_tile_class(xr, er, tr, mx, lse, inv, yy, ac, lsy, lsc, gamma, 3, lsum, ssum, whr, B);
-                    }
-                    if (c % FK_SUMBLK == FK_SUMBLK - 1 || c == C - 1) fk_flush2(acc1, ssum, acc2, lsum, B);
-                }
-                if (!soft) {
-                    for (int64_t k = 0; k < B; k++) if (yy[k] >= 0) tt[yy[k] * TILE + k] = 0.0f;
-                }
-                for (int64_t k = 0; k < B; k++) {
-                    ssum[k] = (float)acc1[k]; lsum[k] = (float)acc2[k];
-                    s += lsum[k];
-                    if (loss_out) loss_out[nn * inner + i0 + k] = lsum[k];
-                }
-                if (grad_out) {
-                    for (int64_t c = 0; c < C; c++) {
-                        int64_t off = xb + c * inner;
-                        const float *er = ex + c * TILE;
-                        float *gr = xcode == 0 ? (float *)grad_out + off : gt;
-                        for (int64_t k = 0; k < B; k++) {
-                            float g = wh[c * TILE + k] - (er[k] * inv[k]) * ssum[k];
-                            gr[k] = yy[k] < 0 ? 0.0f : g;
-                        }
-                        if (xcode != 0) fk_store_block(grad_out, xcode, off, B, gt);
-                    }
-                }
-            }
-            part[u] = s; ctotal += cnt;
-        }
-        free(xt);
-    }
-    for (int64_t u = 0; u < units; u++) total += part[u];
-    free(part);
-    *count = ctotal;
-    *nbad = bad;
-    return total;
-}
-
-static double softmax_call(const void *x, int xcode, const fk_softmax_targets *tg, int64_t N,
-                           int64_t C, int64_t inner, const float *alpha, float gamma, float ls,
-                           float *loss_out, void *grad_out, int64_t *count, int64_t *nbad,
-                           int nthreads) {
-    /* alpha always present in the loops: a vectorized `alpha ? alpha[c] : 1` becomes a masked
-     * load from NULL, which AMD CPUs execute through a slow microcode assist */
-    float *ones = NULL;
-    if (!alpha) {
-        ones = (float *)malloc(sizeof(float) * (size_t)(C + 1));
-        for (int64_t c = 0; c < C; c++) ones[c] = 1.0f;
-        alpha = ones;
-    }
-    double r = inner == 1
-        ? softmax_rows(x, xcode, tg, N, C, alpha, gamma, ls, loss_out, grad_out, count, nbad, nthreads)
-        : softmax_maps(x, xcode, tg, N, C, inner, alpha, gamma, ls, loss_out, grad_out, count, nbad,
-                       nthreads);
-    free(ones);
-    return r;
-}
-
-/* Class indices y (N, inner) int64; labels outside [0, C) that are not `ignore` are counted in
- * *nbad and treated as ignored. */
-double FK_FN(fk_softmax_labels)(const void *x, int xcode, const int64_t *y, int64_t N, int64_t C,
-                                int64_t inner, const float *alpha, float gamma, int64_t ignore,
-                                float ls, float *loss_out, void *grad_out, int64_t *count,
-                                int64_t *nbad, int nthreads) {
-    fk_softmax_targets tg = {y, ignore, NULL, 0};
-    return softmax_call(x, xcode, &tg, N, C, inner, alpha, gamma, ls, loss_out, grad_out, count,
-                        nbad, nthreads);
-}
-
-/* Class probabilities t of x's layout (N, C, inner), float32 (tcode 0) or bfloat16 (tcode 1);
- * label smoothing gives t (1 - ls) + ls / C, as F.cross_entropy. Every position counts. */
-double FK_FN(fk_softmax_soft)(const void *x, int xcode, const void *t, int tcode, int64_t N,
-                              int64_t C, int64_t inner, const float *alpha, float gamma, float ls,
-                              float *loss_out, void *grad_out, int64_t *count, int nthreads) {
-    fk_softmax_targets tg = {NULL, 0, t, tcode};
-    int64_t nbad = 0;
-    return softmax_call(x, xcode, &tg, N, C, inner, alpha, gamma, ls, loss_out, grad_out, count,
-                        &nbad, nthreads);
-}
+#include "_focal_cpu_softmax.h"

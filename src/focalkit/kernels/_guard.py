@@ -1,6 +1,7 @@
 """A first-call check of the Triton kernels: a safe GPU path for a kernel no CI machine has run.
 
-The first call of each kernel variant (op, dtype, target form, device type) also computes the eager
+The first call of each kernel variant (op, dtype, target form, device type, and for the focal
+family its member: kind, Poly-1, piecewise gamma) also computes the eager
 closed form (:mod:`focalkit.backends.closed_form`) on the same inputs and compares loss, count and
 gradient. A compile or launch error, or a mismatch beyond the tolerance below, makes focalkit warn
 once and compute that variant with the closed form from then on; a variant that matched runs the
@@ -34,16 +35,35 @@ __all__ = ["guarded", "reset", "status"]
 _TOL = {torch.float32: 1e-4, torch.bfloat16: 2e-2, torch.float16: 2e-2}
 _ATOL = {torch.float32: 1e-6, torch.bfloat16: 1e-3, torch.float16: 1e-3}
 _lock = threading.Lock()
-_verdicts: dict[tuple[str, str, str, str], str] = {}  # variant -> "ok" | "failed: why"
+_verdicts: dict[tuple[str, ...], str] = {}  # variant -> "ok" | "failed: why"
 
 
 def _enabled() -> bool:
     return os.environ.get("FOCALKIT_TRITON_CHECK", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def _variant(op: str, x: Tensor, targets: Tensor, kw: dict[str, Any]) -> tuple[str, str, str, str]:
+def _family_part(kw: dict[str, Any]) -> str | None:
+    """The focal-family member of a call as a key part (None for the plain focal loss): its kind,
+    ``+poly1`` with an epsilon, ``+piecewise`` with a PiecewiseGamma. Each compiles to its own
+    kernel specialization, so each is checked on its own first call."""
+    v, piecewise = kw.get("variant"), hasattr(kw.get("gamma"), "thresholds")
+    if (v is None or v.plain) and not piecewise:
+        return None
+    part = "focal" if v is None else v.kind
+    if v is not None and v.epsilon != 0.0:
+        part += "+poly1"
+    if piecewise:
+        part += "+piecewise"
+    return part
+
+
+def _variant(op: str, x: Tensor, targets: Tensor, kw: dict[str, Any]) -> tuple[str, ...]:
     form = "labels" if (kw.get("labels") or (op == "softmax" and not targets.is_floating_point())) else "dense"
-    return (op, str(x.dtype).removeprefix("torch."), form, x.device.type)
+    if kw.get("scores") is not None:
+        form += "+scores"
+    key: tuple[str, ...] = (op, str(x.dtype).removeprefix("torch."), form, x.device.type)
+    family = _family_part(kw)
+    return key if family is None else key + (family,)
 
 
 def _mismatch(got: tuple[Any, ...], want: tuple[Any, ...], dtype: torch.dtype) -> str | None:
@@ -92,7 +112,8 @@ def guarded(op: str, kernel: Callable[..., Any], x: Tensor, targets: Tensor, **k
         _verdicts[key] = "ok" if why is None else f"failed: {why}"
     if why is not None:
         warnings.warn(
-            f"focalkit: the Triton {op} kernel for {key[1]} {key[2]} targets on {key[3]} failed its "
+            f"focalkit: the Triton {op} kernel for {key[1]} {key[2]} targets on {key[3]}"
+            f"{'' if len(key) < 5 else ' (' + key[4] + ')'} failed its "
             f"first-call check ({why}); this variant now uses the eager closed form. "
             "fk.kernel_status() lists the checks.",
             RuntimeWarning,
@@ -104,7 +125,7 @@ def guarded(op: str, kernel: Callable[..., Any], x: Tensor, targets: Tensor, **k
 
 
 def status() -> dict[str, str]:
-    """The variants checked so far: ``"op/dtype/form/device" -> "ok" | "failed: ..."``."""
+    """The variants checked so far: ``"op/dtype/form/device[/family]" -> "ok" | "failed: ..."``."""
     with _lock:
         return {"/".join(k): v for k, v in sorted(_verdicts.items())}
 

@@ -37,6 +37,7 @@ move the tensors to ``"cuda"``):
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -174,8 +175,49 @@ def _labels(targets: Tensor, ignore_index: int | None) -> Tensor:
     return targets
 
 
-def _check_common(gamma: float, label_smoothing: float) -> tuple[float, float]:
+def _check_common(gamma: Any, label_smoothing: float) -> tuple[Any, float]:
+    if hasattr(gamma, "thresholds"):  # a PiecewiseGamma checks itself when it is made
+        return gamma, V.check_label_smoothing(label_smoothing)
     return V.check_gamma(gamma), V.check_label_smoothing(label_smoothing)
+
+
+#: Most thresholds of a piecewise gamma the kernels take (more run on the eager path).
+MAX_THRESHOLDS = 4
+_KINDS = {"focal": 0, "asymmetric": 1, "quality": 2, "varifocal": 3}
+
+
+def _family_args(variant: Any, gamma: Any) -> tuple[float, list[float], dict[str, Any]]:
+    """(float gamma, the scalar args eps..gv4, the compile-time parameters) of a family call.
+
+    A constant gamma is the float itself (NTH 0); a piecewise one gives NTH thresholds and
+    NTH + 1 values (the float gamma is then unused)."""
+    kind = 0 if variant is None else _KINDS[variant.kind]
+    eps = 0.0 if variant is None else float(variant.epsilon)
+    th: tuple[float, ...] = ()
+    vals: tuple[float, ...] = ()
+    g = gamma
+    if hasattr(gamma, "thresholds"):
+        th, vals = tuple(gamma.thresholds), tuple(gamma.values)
+        if len(th) > MAX_THRESHOLDS:
+            raise ValueError(
+                f"the Triton kernels take a PiecewiseGamma with at most {MAX_THRESHOLDS} thresholds, got {len(th)}"
+            )
+        if kind != 0:
+            raise ValueError(f"a PiecewiseGamma applies to the focal loss, not to kind {variant.kind!r}")
+        g = max(vals)
+    thp = [float(v) for v in th] + [2.0] * (MAX_THRESHOLDS - len(th))  # unused ones are never read
+    gvp = [float(v) for v in vals] + [0.0] * (MAX_THRESHOLDS + 1 - len(vals))
+    scalars = [
+        eps,
+        0.0 if variant is None else float(variant.gamma_neg),
+        0.0 if variant is None else float(variant.clip),
+    ] + thp + gvp
+    const = dict(
+        KIND=kind, NTH=len(th), HAS_EPS=eps != 0.0,
+        CLIP=variant is not None and variant.clip != 0.0,
+        IOU=variant is None or bool(variant.iou_weighted),
+    )  # fmt: skip
+    return float(g), scalars, const
 
 
 def _finish(
@@ -197,11 +239,13 @@ def sigmoid_focal_fwd(
     *,
     labels: bool,
     alpha: float | None,
-    gamma: float,
+    gamma: Any,
     ignore_index: int | None,
     label_smoothing: float,
     reduce: bool,
     compute_grad: bool,
+    variant: Any = None,
+    scores: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Sigmoid focal loss and its gradient in one Triton pass (kernel contract of focalkit.backends).
 
@@ -224,6 +268,13 @@ def sigmoid_focal_fwd(
         reduce: True for the float32 0-d sum over non-ignored elements, False for the per-element
             float32 loss of x's shape (0 where ignored).
         compute_grad: whether to return d(sum of loss)/dx.
+        variant: the member of the focal family (:class:`focalkit.backends.registry.Variant`; None
+            is the plain loss): Poly-1 ``epsilon``, kinds asymmetric (gamma is gamma_pos), quality
+            (gamma is beta) and varifocal (alpha is the negatives' weight), as compile-time
+            parameters of this one kernel. ``gamma`` may be a :class:`focalkit.PiecewiseGamma`
+            with at most :data:`MAX_THRESHOLDS` thresholds (kind focal).
+        scores: ``labels=True`` with a family kind: each position's target score for its labelled
+            class (the targets' shape), instead of 1.
 
     Returns:
         ``(loss, count, grad)``: count is the int64 number of non-ignored elements; grad has x's
@@ -240,6 +291,13 @@ def sigmoid_focal_fwd(
     _check_x(x)
     _check_targets(x, targets)
     gamma, ls = _check_common(gamma, label_smoothing)
+    gamma, fam_scalars, fam_const = _family_args(variant, gamma)
+    if scores is not None:
+        if not labels or (variant is None or variant.plain):
+            raise ValueError("scores are taken with labels=True by the family's kinds only")
+        if scores.shape != targets.shape:
+            raise ValueError(f"scores must have the labels' shape {tuple(targets.shape)}, got {tuple(scores.shape)}")
+        scores = scores.to(device=x.device, dtype=torch.float32).contiguous()
     if alpha is not None:
         if isinstance(alpha, Tensor):
             if alpha.numel() != 1:
@@ -288,10 +346,11 @@ def sigmoid_focal_fwd(
     _launcher(K.sigmoid_focal_kernel)[(n_prog,)](
         x, targets, loss_buf, grad if compute_grad else psum, psum, pcnt,
         numel, c, inner, 0.0 if alpha is None else alpha, gamma, float(ign), ign, ls,
+        scores if scores is not None else psum, *fam_scalars,
         LABELS=bool(labels), HAS_IGNORE=has_ignore, HAS_ALPHA=alpha is not None,
-        SMOOTH=ls != 0.0, GAMMA_ZERO=gamma == 0.0, REDUCE=bool(reduce),
+        SMOOTH=ls != 0.0, GAMMA_ZERO=gamma == 0.0 and fam_const["NTH"] == 0, REDUCE=bool(reduce),
         WRITE_GRAD=bool(compute_grad), WIDE=numel + block > _INT32_LIMIT, BLOCK=block,
-        num_warps=num_warps,
+        SCORES=scores is not None, **fam_const, num_warps=num_warps,
     )  # fmt: skip
     loss, count = _finish(x, psum, pcnt if has_ignore else None, numel, loss_buf, reduce)
     return loss, count, grad
@@ -302,11 +361,12 @@ def softmax_focal_fwd(
     targets: Tensor,
     *,
     alpha: Tensor | None,
-    gamma: float,
+    gamma: Any,
     ignore_index: int,
     label_smoothing: float,
     reduce: bool,
     compute_grad: bool,
+    variant: Any = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Softmax focal loss over dimension 1 and its gradient in one Triton launch (kernel contract).
 
@@ -337,6 +397,9 @@ def softmax_focal_fwd(
         reduce: True for the float32 0-d sum over non-ignored positions, False for the float32
             per-position loss of shape (N, *d) (0 where ignored).
         compute_grad: whether to return d(sum of loss)/dx.
+        variant: None or a Variant of kind ``"focal"``: ``epsilon`` adds the Poly-1 term
+            eps (1 - p_t)^(g_t + 1) with p_t = sum_c t_c p_c. ``gamma`` may be a
+            :class:`focalkit.PiecewiseGamma` (g_c at p_c, g_t at p_t).
 
     Returns:
         ``(loss, count, grad)``: count is the int64 number of non-ignored positions; grad has x's
@@ -353,6 +416,9 @@ def softmax_focal_fwd(
     _check_x(x)
     _check_targets(x, targets)
     gamma, ls = _check_common(gamma, label_smoothing)
+    if variant is not None and variant.kind != "focal":
+        raise ValueError(f"the softmax kernel takes the focal kind only, got {variant.kind!r}")
+    gamma, fam_scalars, fam_const = _family_args(variant, gamma)
     if x.dim() < 2:
         raise ValueError(f"x must be (N, C) or (N, C, *d), got shape {tuple(x.shape)}")
     expected = x.shape[:1] + x.shape[2:]
@@ -406,8 +472,10 @@ def softmax_focal_fwd(
         x, targets, alpha if alpha is not None else psum, loss_buf,
         grad if compute_grad else psum, psum, pcnt,
         positions, c, inner, n_sblocks, gamma, int(ignore_index), ls,
+        fam_scalars[0], *fam_scalars[3:],
         ROWS=rows, HAS_ALPHA=alpha is not None, SMOOTH=ls != 0.0, SOFT=soft, FULL=soft or ls != 0.0,
-        GAMMA_ZERO=gamma == 0.0,
+        GAMMA_ZERO=gamma == 0.0 and fam_const["NTH"] == 0,
+        NTH=fam_const["NTH"], HAS_EPS=fam_const["HAS_EPS"],
         REDUCE=bool(reduce), WRITE_GRAD=bool(compute_grad), SINGLE=c <= block_c,
         WIDE=x.numel() + (block_p + 1) * (c + block_c) * inner > _INT32_LIMIT,  # masked lanes' offsets
         BLOCK_P=block_p, BLOCK_C=block_c, num_warps=num_warps,

@@ -57,13 +57,89 @@ if HAVE_TRITON:
         return tl.where(zero, 0.0, tl.exp2(gamma * tl.log2(tl.where(zero, 1.0, q))))
 
     @triton.jit
+    def _pow_g(q, g):
+        # q ** g for q >= 0 and g >= 0 varying per element: 0 ** 0 = 1, 0 ** g = 0.
+        return tl.where(g == 0.0, 1.0, _pow_pos(q, g))
+
+    @triton.jit
+    def _pw_gamma(pt, th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4, NTH: tl.constexpr):
+        # A piecewise gamma at p_t: gv_i for th_{i-1} <= p_t < th_i (NTH thresholds; NaN -> gv0).
+        g = tl.zeros_like(pt) + gv0
+        if NTH >= 1:
+            g = tl.where(pt >= th0, gv1, g)
+        if NTH >= 2:
+            g = tl.where(pt >= th1, gv2, g)
+        if NTH >= 3:
+            g = tl.where(pt >= th2, gv3, g)
+        if NTH >= 4:
+            g = tl.where(pt >= th3, gv4, g)
+        return g
+
+    @triton.jit
+    def _sigmoid_family_terms(
+        x, t, p, pn, e, ce, alpha, gamma, gneg, clip,
+        KIND: tl.constexpr, HAS_ALPHA: tl.constexpr, CLIP: tl.constexpr, IOU: tl.constexpr,
+    ):  # fmt: skip
+        # Loss and gradient of kinds 1-3 (asymmetric, quality, varifocal); the math is in the C
+        # kernel's _focal_cpu_family.h, the same formulas term by term.
+        l1p = _log1p_pos(e)
+        if KIND == 1:  # asymmetric: gamma is gamma_pos
+            spn = tl.where(x < 0.0, -x, 0.0) + l1p  # -log p
+            spp = tl.where(x > 0.0, x, 0.0) + l1p  # -log(1 - p)
+            modp = _pow_g(pn, tl.zeros_like(x) + gamma)
+            pm = tl.maximum(p - clip, 0.0)
+            if CLIP:
+                lneg = tl.where(pm > 0.5, -tl.log(pn + clip), -_log1p_pos(-pm))
+                rn = pn / (pn + clip)
+            else:
+                lneg = spp
+                rn = tl.full(x.shape, 1.0, tl.float32)
+            modn = _pow_g(pm, tl.zeros_like(x) + gneg)
+            lr = tl.where(pm > 0.0, lneg / tl.where(pm > 0.0, pm, 1.0), 1.0)
+            pnl = tl.where(pn > 0.0, pn * lr, 0.0)
+            loss = t * modp * spn + (1.0 - t) * modn * lneg
+            gpos = -t * modp * (gamma * p * spn + pn)
+            g = gpos + tl.where(pm > 0.0, (1.0 - t) * p * (gneg * modn * pnl + modn * rn), 0.0)
+        elif KIND == 2:  # quality: gamma is beta
+            d = p * (1.0 - t) - pn * t
+            ad = tl.abs(d)
+            mod = _pow_g(ad, tl.zeros_like(x) + gamma)
+            rr = tl.where(ad > 1e-30, p * pn / tl.where(ad > 1e-30, ad, 1.0), 0.0)
+            sg = tl.where(d > 0.0, 1.0, tl.where(d < 0.0, -1.0, 0.0))
+            rce = tl.where(rr > 0.0, rr * ce, 0.0)
+            loss = mod * ce
+            g = mod * (d + gamma * sg * rce)
+        else:  # varifocal
+            if HAS_ALPHA:
+                av = alpha
+            else:  # VarifocalNet's 0.75, as the eager closed form
+                av = 0.75
+            if IOU:
+                w = t
+            else:
+                w = tl.full(x.shape, 1.0, tl.float32)
+            modv = _pow_g(p, tl.zeros_like(x) + gamma)
+            pce = tl.where(pn > 0.0, pn * ce, 0.0)
+            pos = t > 0.0
+            loss = tl.where(pos, w * ce, av * modv * ce)
+            g = tl.where(pos, w * (p * (1.0 - t) - pn * t), av * modv * (gamma * pce + p))
+        return loss, g
+
+    @triton.jit
     def sigmoid_focal_kernel(
         x_ptr, t_ptr, loss_ptr, grad_ptr, psum_ptr, pcnt_ptr,
         numel, C, inner, alpha, gamma, ignore_f, ignore_i, ls,
+        s_ptr, eps, gneg, clip, th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4,
         LABELS: tl.constexpr, HAS_IGNORE: tl.constexpr, HAS_ALPHA: tl.constexpr,
         SMOOTH: tl.constexpr, GAMMA_ZERO: tl.constexpr, REDUCE: tl.constexpr,
         WRITE_GRAD: tl.constexpr, WIDE: tl.constexpr, BLOCK: tl.constexpr,
+        KIND: tl.constexpr = 0, NTH: tl.constexpr = 0, HAS_EPS: tl.constexpr = False,
+        CLIP: tl.constexpr = False, IOU: tl.constexpr = True, SCORES: tl.constexpr = False,
     ):  # fmt: skip
+        # KIND (0 focal, 1 asymmetric, 2 quality, 3 varifocal), NTH (thresholds of a piecewise
+        # gamma th0.. with values gv0..), HAS_EPS (Poly-1 eps), SCORES (class indices with a
+        # per-position target score in s_ptr): the focal family as compile-time parameters of this
+        # one pass; the plain focal loss (KIND 0, NTH 0, no eps) compiles to the plain code.
         pid = tl.program_id(0)
         if WIDE:
             start = pid.to(tl.int64) * BLOCK
@@ -84,7 +160,11 @@ if HAVE_TRITON:
                 valid = mask & (y != ignore_i)
             else:
                 valid = mask
-            t = tl.where(valid & (y == cls), 1.0, 0.0)
+            if SCORES:
+                sc = tl.load(s_ptr + pos, mask=mask, other=0.0).to(tl.float32)
+                t = tl.where(valid & (y == cls), sc, 0.0)
+            else:
+                t = tl.where(valid & (y == cls), 1.0, 0.0)
         else:
             traw = tl.load(t_ptr + offs, mask=mask, other=0.0)
             if HAS_IGNORE:
@@ -108,21 +188,41 @@ if HAVE_TRITON:
             at = alpha * t + (1.0 - alpha) * (1.0 - t)
         else:
             at = tl.full((BLOCK,), 1.0, tl.float32)
-        if GAMMA_ZERO:
+        if KIND != 0:
+            loss, g = _sigmoid_family_terms(
+                x, t, p, pn, e, ce, alpha, gamma, gneg, clip, KIND, HAS_ALPHA, CLIP, IOU
+            )
+        elif NTH > 0:  # a piecewise gamma at p_t = 1 - q (a constant for the gradient)
+            gam = _pw_gamma(1.0 - q, th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4, NTH)
+            mod = _pow_g(q, gam)
+            loss = at * mod * ce
+        elif GAMMA_ZERO:
             loss = at * ce
         else:
+            gam = gamma
             mod = _pow_pos(q, gamma)
             loss = at * mod * ce
+        if KIND == 0 and HAS_EPS:  # Poly-1: eps q^(g + 1)
+            if GAMMA_ZERO and NTH == 0:
+                loss += eps * q
+            else:
+                loss += eps * (mod * q)
         loss = tl.where(valid, loss, 0.0)
 
         if WRITE_GRAD:
             d = p * (1.0 - t) - pn * t  # p - t, exact for hard targets
-            if GAMMA_ZERO:
+            if KIND != 0:
+                pass  # g from _sigmoid_family_terms
+            elif GAMMA_ZERO and NTH == 0:
                 g = at * d
+                if HAS_EPS:
+                    g += eps * (p * pn) * (1.0 - 2.0 * t)
             else:
                 r = tl.where(q > 0.0, p * pn / tl.where(q > 0.0, q, 1.0), 0.0)  # in [0, 1]
                 rce = tl.where(r > 0.0, r * ce, 0.0)  # no 0 * inf at an infinite logit
-                g = at * mod * (d + gamma * (1.0 - 2.0 * t) * rce)
+                g = at * mod * (d + gam * (1.0 - 2.0 * t) * rce)
+                if HAS_EPS:
+                    g += eps * (gam + 1.0) * mod * (p * pn) * (1.0 - 2.0 * t)
             g = tl.where(valid, g, 0.0)
             tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=mask)
         if REDUCE:
@@ -149,7 +249,9 @@ if HAVE_TRITON:
     @triton.jit
     def _softmax_class_terms(
         xt, m, lse, m2, valid, cols, y, t_ptr, toffs, alpha_ptr, gamma, ls, C,
+        th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4,
         HAS_ALPHA: tl.constexpr, SMOOTH: tl.constexpr, SOFT: tl.constexpr, GAMMA_ZERO: tl.constexpr,
+        NTH: tl.constexpr,
     ):  # fmt: skip
         # Per class of a chunk: log p, p, w = alpha t and h (see the module docstring); t is the
         # smoothed one-hot of the label, or the class probabilities at toffs (SOFT), smoothed.
@@ -171,21 +273,33 @@ if HAVE_TRITON:
         if GAMMA_ZERO:
             mod = tl.full(logp.shape, 1.0, tl.float32)
             h = tl.full(logp.shape, -1.0, tl.float32)
+        elif NTH > 0:  # piecewise gamma at p_c
+            om = _neg_expm1(logp)
+            g = _pw_gamma(p, th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4, NTH)
+            mod = _pow_g(om, g)
+            ratio = tl.where(om > 0.0, logp / tl.where(om > 0.0, om, 1.0), -1.0)
+            h = mod * (g * tl.where(p > 0.0, p * ratio, 0.0) - 1.0)
         else:
             om = _neg_expm1(logp)
             mod = _pow_pos(om, gamma)
             ratio = tl.where(om > 0.0, logp / tl.where(om > 0.0, om, 1.0), -1.0)
             h = mod * (gamma * tl.where(p > 0.0, p * ratio, 0.0) - 1.0)  # p log p := 0 at p = 0
-        return logp, p, w, mod, h
+        return logp, p, w, mod, h, tl.where(m2 & valid[:, None], tcls, 0.0)
 
     @triton.jit
     def softmax_focal_kernel(
         x_ptr, y_ptr, alpha_ptr, loss_ptr, grad_ptr, psum_ptr, pcnt_ptr,
         P, C, inner, n_sblocks, gamma, ignore_i, ls,
+        eps, th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4,
         ROWS: tl.constexpr, HAS_ALPHA: tl.constexpr, SMOOTH: tl.constexpr, SOFT: tl.constexpr,
         FULL: tl.constexpr, GAMMA_ZERO: tl.constexpr, REDUCE: tl.constexpr, WRITE_GRAD: tl.constexpr,
         SINGLE: tl.constexpr, WIDE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+        NTH: tl.constexpr = 0, HAS_EPS: tl.constexpr = False,
     ):  # fmt: skip
+        # NTH (a piecewise gamma: thresholds th0.., values gv0..) and HAS_EPS (the Poly-1 term
+        # eps (1 - p_t)^(g_t + 1), p_t = sum_c t_c p_c, folded into the gradient as
+        # w_j h_j - p_j S - K t_j p_j with S -= K p_t, K = eps (g_t + 1)(1 - p_t)^g_t): the focal
+        # family as compile-time parameters; the plain loss compiles to the plain code.
         pid = tl.program_id(0)
         if WIDE:
             pid = pid.to(tl.int64)
@@ -235,24 +349,44 @@ if HAVE_TRITON:
         # Pass 2: the loss and S = sum_c w_c h_c of each position (FULL: label smoothing or soft
         # targets, every class enters).
         if FULL:
-            logp, p, w, mod, h = _softmax_class_terms(
+            logp, p, w, mod, h, tm = _softmax_class_terms(
                 xt, m, lse, m2, valid, cols, y, y_ptr, offs, alpha_ptr, gamma, ls, C,
-                HAS_ALPHA, SMOOTH, SOFT, GAMMA_ZERO,
+                th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4,
+                HAS_ALPHA, SMOOTH, SOFT, GAMMA_ZERO, NTH,
             )  # fmt: skip
             loss = -tl.sum(tl.where(w > 0.0, w * mod * logp, 0.0), axis=1)  # 0 log 0 := 0
             S = tl.sum(w * h, axis=1)
+            if HAS_EPS:  # sum_c t_c p_c, sum_c t_c (1 - p_c) and sum_c t_c
+                PT = tl.sum(tm * p, axis=1)
+                OMT = tl.sum(tm * _neg_expm1(logp), axis=1)
+                TS = tl.sum(tm, axis=1)
             if not SINGLE:
                 for c0 in range(BLOCK_C, C, BLOCK_C):
                     cc = c0 + cols
                     m2c = pmask[:, None] & (cc < C)[None, :]
                     oc = base[:, None] + cc[None, :] * cstride
                     xc = tl.load(x_ptr + oc, mask=m2c, other=0.0).to(tl.float32)
-                    logp, p, w, mod, h = _softmax_class_terms(
+                    logp, p, w, mod, h, tm = _softmax_class_terms(
                         xc, m, lse, m2c, valid, cc, y, y_ptr, oc, alpha_ptr, gamma, ls, C,
-                        HAS_ALPHA, SMOOTH, SOFT, GAMMA_ZERO,
+                        th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4,
+                        HAS_ALPHA, SMOOTH, SOFT, GAMMA_ZERO, NTH,
                     )  # fmt: skip
                     loss += -tl.sum(tl.where(w > 0.0, w * mod * logp, 0.0), axis=1)
                     S += tl.sum(w * h, axis=1)
+                    if HAS_EPS:
+                        PT += tl.sum(tm * p, axis=1)
+                        OMT += tl.sum(tm * _neg_expm1(logp), axis=1)
+                        TS += tl.sum(tm, axis=1)
+            if HAS_EPS:
+                omt = tl.maximum(OMT + (1.0 - TS), 0.0)  # 1 - p_t without cancellation
+                if NTH > 0:
+                    gt = _pw_gamma(PT, th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4, NTH)
+                else:
+                    gt = tl.zeros_like(PT) + gamma
+                modt = _pow_g(omt, gt)
+                K = tl.where(valid, eps * (gt + 1.0) * modt, 0.0)
+                loss += eps * (modt * omt)
+                S -= K * PT
         else:  # hard labels: only the target class enters, gathered directly
             hit = valid & (y >= 0) & (y < C)
             yc = tl.where(hit, y, 0)
@@ -263,22 +397,35 @@ if HAVE_TRITON:
             else:
                 w_y = tl.full((BLOCK_P,), 1.0, tl.float32)
             w_y = tl.where(hit, w_y, 0.0)
-            if GAMMA_ZERO:
+            if GAMMA_ZERO and NTH == 0 and not HAS_EPS:
                 loss = -w_y * logp_y
                 S = -w_y
             else:
                 om_y = _neg_expm1(logp_y)
-                mod_y = _pow_pos(om_y, gamma)
-                ratio = tl.where(om_y > 0.0, logp_y / tl.where(om_y > 0.0, om_y, 1.0), -1.0)
                 p_y = tl.exp(logp_y)
+                if NTH > 0:
+                    g_y = _pw_gamma(p_y, th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4, NTH)
+                    mod_y = _pow_g(om_y, g_y)
+                elif GAMMA_ZERO:  # with the Poly-1 term
+                    g_y = 0.0
+                    mod_y = tl.full((BLOCK_P,), 1.0, tl.float32)
+                else:
+                    g_y = gamma
+                    mod_y = _pow_pos(om_y, gamma)
+                ratio = tl.where(om_y > 0.0, logp_y / tl.where(om_y > 0.0, om_y, 1.0), -1.0)
                 loss = -w_y * mod_y * logp_y
-                S = w_y * (mod_y * (gamma * tl.where(p_y > 0.0, p_y * ratio, 0.0) - 1.0))
+                S = w_y * (mod_y * (g_y * tl.where(p_y > 0.0, p_y * ratio, 0.0) - 1.0))
+                if HAS_EPS:  # eps om^(g + 1); its gradient adds -eps (g + 1) om^g p_y to S
+                    loss += tl.where(hit, eps * (mod_y * om_y), 0.0)
+                    S -= tl.where(hit, eps * (g_y + 1.0) * mod_y * p_y, 0.0)
 
         # Pass 3: the gradient, dloss/dx_j = w_j h_j - p_j S, in x's dtype and layout.
         if WRITE_GRAD:
             if FULL:
                 if SINGLE:
                     g = w * h - p * S[:, None]
+                    if HAS_EPS:
+                        g -= K[:, None] * tm * p
                     g = tl.where(valid[:, None], g, 0.0)
                     tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=m2)
                 else:
@@ -287,11 +434,14 @@ if HAVE_TRITON:
                         m2c = pmask[:, None] & (cc < C)[None, :]
                         oc = base[:, None] + cc[None, :] * cstride
                         xc = tl.load(x_ptr + oc, mask=m2c, other=0.0).to(tl.float32)
-                        logp, p, w, mod, h = _softmax_class_terms(
+                        logp, p, w, mod, h, tm = _softmax_class_terms(
                             xc, m, lse, m2c, valid, cc, y, y_ptr, oc, alpha_ptr, gamma, ls, C,
-                            HAS_ALPHA, SMOOTH, SOFT, GAMMA_ZERO,
+                            th0, th1, th2, th3, gv0, gv1, gv2, gv3, gv4,
+                            HAS_ALPHA, SMOOTH, SOFT, GAMMA_ZERO, NTH,
                         )  # fmt: skip
                         g = w * h - p * S[:, None]
+                        if HAS_EPS:
+                            g -= K[:, None] * tm * p
                         g = tl.where(valid[:, None], g, 0.0)
                         tl.store(grad_ptr + oc, g.to(grad_ptr.dtype.element_ty), mask=m2c)
             else:

@@ -15,6 +15,10 @@ Math (float32, per element / position), as in ``focalkit.backends.closed_form``:
 * softmax: log p = log_softmax(x), om_c = 1 - p_c, w_c = alpha_c t_c; loss = -sum_c w_c om_c^gamma log p_c,
   h_c = om_c^gamma (gamma p_c log p_c / om_c - 1), dloss/dx_j = w_j h_j - p_j sum_c w_c h_c.
 
+The focal family (Poly-1, a piecewise gamma, asymmetric, quality, varifocal: ``variant=``) runs in
+the same passes through the ``fk_*_family`` entry points; ``_focal_cpu_family.h`` has its math. The
+plain loss keeps its own compiled copy of each pass (``_focal_cpu_*_pass.h``), unchanged.
+
 Finite inputs give results within float32 rounding of the float64 reference. Non-finite logits
 propagate as in PyTorch's own losses (the kernel is built without ``-ffast-math``'s finite-only
 assumption, with its own NaN-correct exp/log): sigmoid, per element, what
@@ -65,7 +69,7 @@ __all__ = [
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _FLOAT_CODES = {torch.float32: 0, torch.bfloat16: 1}
 #: The C functions' signatures this module declares (``fk_abi_version`` of the build).
-ABI_VERSION = 3
+ABI_VERSION = 4
 #: The kernel variants, by the level ``fk_cpu_isa`` reports.
 ISA_NAMES = ("baseline", "avx2", "avx512")
 _INT64 = (-(2**63), 2**63 - 1)
@@ -76,6 +80,54 @@ _lock = threading.Lock()
 
 _vp, _i64p, _byref = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64), ctypes.byref
 _f, _i, _i64, _d = ctypes.c_float, ctypes.c_int, ctypes.c_int64, ctypes.c_double
+#: Most thresholds of a piecewise gamma the kernel takes (``FK_MAX_TH``; more run on the eager path).
+MAX_THRESHOLDS = 4
+_KINDS = {"focal": 0, "asymmetric": 1, "quality": 2, "varifocal": 3}
+
+
+class _Family(ctypes.Structure):
+    """``fk_family`` of ``_focal_cpu_family.h``: the member of the focal family of one call."""
+
+    _fields_ = [
+        ("kind", ctypes.c_int32),
+        ("iou_weighted", ctypes.c_int32),
+        ("epsilon", _f),
+        ("gamma_neg", _f),
+        ("clip", _f),
+        ("th", _f * MAX_THRESHOLDS),
+        ("gv", _f * (MAX_THRESHOLDS + 1)),
+    ]
+
+
+def _family(variant: Any, gamma: Any) -> tuple[_Family | None, float]:
+    """The C parameter set of a call (None for the plain focal loss with a float gamma) and the
+    float gamma the kernel also takes (gamma_pos / beta / the varifocal gamma; the largest piece of a
+    piecewise gamma, unused then)."""
+    piecewise = hasattr(gamma, "thresholds")
+    if not piecewise and (variant is None or variant.plain):
+        return None, float(gamma)
+    fam = _Family()
+    if variant is not None:
+        fam.kind = _KINDS[variant.kind]
+        fam.iou_weighted = int(bool(variant.iou_weighted))
+        fam.epsilon, fam.gamma_neg, fam.clip = variant.epsilon, variant.gamma_neg, variant.clip
+    if piecewise:
+        th, vals = tuple(gamma.thresholds), tuple(gamma.values)
+        if len(th) > MAX_THRESHOLDS:
+            raise ValueError(
+                f"the CPU kernel takes a PiecewiseGamma with at most {MAX_THRESHOLDS} thresholds, "
+                f"got {len(th)}"
+            )
+        if fam.kind != 0:
+            raise ValueError(f"a PiecewiseGamma applies to the focal loss, not to kind {variant.kind!r}")
+        g = float(max(vals))
+    else:
+        th, vals, g = (), (float(gamma),), float(gamma)
+    for k in range(MAX_THRESHOLDS):
+        fam.th[k] = th[k] if k < len(th) else float("inf")
+    for k in range(MAX_THRESHOLDS + 1):
+        fam.gv[k] = vals[min(k, len(vals) - 1)]  # values past the last threshold: never read
+    return fam, g
 
 
 def _cdll_passive_omp(path: str) -> Any:
@@ -123,6 +175,15 @@ def load_library(path: str) -> Any:
     lib.fk_softmax_soft.restype = _d
     lib.fk_softmax_soft.argtypes = [
         _vp, _i, _vp, _i, _i64, _i64, _i64, _vp, _f, _f, _vp, _vp, _i64p, _i]
+    fam = ctypes.POINTER(_Family)
+    lib.fk_sigmoid_dense_family.restype = _d
+    lib.fk_sigmoid_dense_family.argtypes = lib.fk_sigmoid_dense.argtypes + [fam]
+    lib.fk_sigmoid_labels_family.restype = _d
+    lib.fk_sigmoid_labels_family.argtypes = lib.fk_sigmoid_labels.argtypes + [_vp, fam]
+    lib.fk_softmax_labels_family.restype = _d
+    lib.fk_softmax_labels_family.argtypes = lib.fk_softmax_labels.argtypes + [fam]
+    lib.fk_softmax_soft_family.restype = _d
+    lib.fk_softmax_soft_family.argtypes = lib.fk_softmax_soft.argtypes + [fam]
     if hasattr(lib, "fk_set_cpu_isa"):  # builds without per-CPU variants have none
         lib.fk_set_cpu_isa.restype = _i
         lib.fk_set_cpu_isa.argtypes = [_i]
@@ -329,11 +390,13 @@ def sigmoid_focal_fwd(
     *,
     labels: bool,
     alpha: float | None,
-    gamma: float,
+    gamma: Any,
     ignore_index: int | None,
     label_smoothing: float,
     reduce: bool,
     compute_grad: bool,
+    variant: Any = None,
+    scores: Tensor | None = None,
     scalars: bool = False,
 ) -> tuple[Any, Any, Tensor | None]:
     """Sigmoid focal loss, its element count and its gradient in one OpenMP pass.
@@ -344,9 +407,16 @@ def sigmoid_focal_fwd(
             ``ignore_index`` are ignored. ``labels=True``: integer class indices of shape
             ``x.shape[:1] + x.shape[2:]`` (any integer dtype, compared in int64); C = background,
             ``ignore_index`` drops the position; labels outside [0, C] raise ``ValueError``.
-        alpha: weight of positives, or None. gamma: >= 0. label_smoothing: t -> t (1 - ls) + ls / 2.
+        alpha: weight of positives, or None (varifocal: the weight of the negatives, None = 0.75).
+        gamma: >= 0, or a :class:`focalkit.PiecewiseGamma` with at most :data:`MAX_THRESHOLDS`
+            thresholds (kind focal); gamma_pos for kind asymmetric, beta for kind quality.
+        label_smoothing: t -> t (1 - ls) + ls / 2.
         reduce: sum the loss (float32 0-d) instead of returning it per element (float32, x's shape).
         compute_grad: also return d(sum of loss)/dx in x's dtype (float32 for float16 x).
+        variant: the member of the focal family (:class:`focalkit.backends.registry.Variant`), None
+            for the plain focal loss; ``_focal_cpu_family.h`` has the math of each kind.
+        scores: ``labels=True`` only: the float target value of each position's labelled class
+            (shape of ``targets``; quality / varifocal scores), instead of 1.
         scalars: with ``reduce``, return the sum as a Python float (float64, not yet rounded to
             float32) and the count as a Python int instead of two 0-d tensors (the losses' eager
             path: two tensor allocations fewer per call).
@@ -357,7 +427,10 @@ def sigmoid_focal_fwd(
     """
     lib = _require()
     xc, code = _prep_x(x)
-    gamma, ls = float(gamma), float(label_smoothing)
+    fam, gamma = _family(variant, gamma)
+    ls = float(label_smoothing)
+    if scores is not None and (not labels or fam is None):
+        raise ValueError("scores are taken with labels=True by the family's kinds only")
     has_alpha = alpha is not None
     a = float(alpha) if has_alpha else 0.0  # type: ignore[arg-type]
     loss_buf = None if reduce else torch.empty(xc.shape, dtype=torch.float32)
@@ -375,21 +448,36 @@ def sigmoid_focal_fwd(
             )
         y = _labels_int64(targets, ignore_index)
         nbad = ctypes.c_int64(0)
-        total = lib.fk_sigmoid_labels(
+        args = (
             xc.data_ptr(), code, y.data_ptr(), n, c, inner, a, int(has_alpha), gamma,
             int(ignore_index is not None), int(ignore_index or 0), ls,
             _ptr(loss_buf), _ptr(grad), ctypes.byref(count), ctypes.byref(nbad), _nthreads(),
         )  # fmt: skip
+        if fam is None:
+            total = lib.fk_sigmoid_labels(*args)
+        else:
+            sc = None
+            if scores is not None:
+                if tuple(scores.shape) != tuple(targets.shape):
+                    raise ValueError(
+                        f"scores must have the labels' shape {tuple(targets.shape)}, got {tuple(scores.shape)}"
+                    )
+                sc = scores.to(torch.float32).contiguous()
+            total = lib.fk_sigmoid_labels_family(*args, _ptr(sc), ctypes.byref(fam))
         _raise_bad_labels(nbad.value, c, ignore_index, f"the value {c} means background")
     else:
         if tuple(targets.shape) != tuple(xc.shape):
             raise ValueError(f"targets must have x's shape {tuple(xc.shape)}, got {tuple(targets.shape)}")
         t = targets.to(torch.float32).contiguous()
-        total = lib.fk_sigmoid_dense(
+        args = (
             xc.data_ptr(), code, t.data_ptr(), xc.numel(), a, int(has_alpha), gamma,
             int(ignore_index is not None), float(ignore_index or 0), ls,
             _ptr(loss_buf), _ptr(grad), ctypes.byref(count), _nthreads(),
         )  # fmt: skip
+        if fam is None:
+            total = lib.fk_sigmoid_dense(*args)
+        else:
+            total = lib.fk_sigmoid_dense_family(*args, ctypes.byref(fam))
     if scalars and reduce:
         return total, count.value, grad
     loss = torch.scalar_tensor(total, dtype=torch.float32) if reduce else loss_buf
@@ -402,11 +490,12 @@ def softmax_focal_fwd(
     targets: Tensor,
     *,
     alpha: Tensor | None,
-    gamma: float,
+    gamma: Any,
     ignore_index: int,
     label_smoothing: float,
     reduce: bool,
     compute_grad: bool,
+    variant: Any = None,
     scalars: bool = False,
 ) -> tuple[Any, Any, Tensor | None]:
     """Softmax focal loss over dimension 1, its position count and its gradient in one pass.
@@ -420,9 +509,12 @@ def softmax_focal_fwd(
             (mixup, cutmix, distillation): a floating-point tensor of x's shape, read in place when
             float32 or bfloat16 (other float dtypes are converted to float32); ``ignore_index``
             does not apply and every position counts.
-        alpha: None or (C,) non-negative class weights. gamma: >= 0.
+        alpha: None or (C,) non-negative class weights. gamma: >= 0, or a
+            :class:`focalkit.PiecewiseGamma` (at p_c per class, at p_t for the Poly-1 term).
         label_smoothing: as ``F.cross_entropy``: t -> (1 - ls) t + ls / C (t one-hot for labels).
         reduce / compute_grad / scalars: as :func:`sigmoid_focal_fwd`.
+        variant: None (plain) or a Variant of kind ``"focal"``: its ``epsilon`` adds the Poly-1
+            term eps (1 - p_t)^(g_t + 1), p_t = sum_c t_c p_c, per position.
 
     Returns:
         ``(loss, count, grad)``: summed (or per-position (N, d1, ..., dk)) float32 loss, number of
@@ -430,6 +522,9 @@ def softmax_focal_fwd(
     """
     lib = _require()
     xc, code = _prep_x(x)
+    if variant is not None and variant.kind != "focal":
+        raise ValueError(f"the softmax kernel takes the focal kind only, got {variant.kind!r}")
+    fam, gamma = _family(variant, gamma)
     if xc.dim() < 2:
         raise ValueError(f"x must be (N, C) or (N, C, *d), got shape {tuple(xc.shape)}")
     n, c = xc.shape[0], xc.shape[1]
@@ -455,15 +550,18 @@ def softmax_focal_fwd(
     loss_buf = None if reduce else torch.empty(pos_shape, dtype=torch.float32)
     grad = _grad_buffer(xc) if compute_grad else None
     count, nbad = _i64(0), _i64(0)
+    tail = () if fam is None else (_byref(fam),)
     if n * c * inner > 0 and soft:
-        total = lib.fk_softmax_soft(
-            xc.data_ptr(), code, y.data_ptr(), tcode, n, c, inner, _ptr(a), float(gamma),
+        total = (lib.fk_softmax_soft if fam is None else lib.fk_softmax_soft_family)(
+            xc.data_ptr(), code, y.data_ptr(), tcode, n, c, inner, _ptr(a), gamma,
             float(label_smoothing), _ptr(loss_buf), _ptr(grad), ctypes.byref(count), _nthreads(),
+            *tail,
         )  # fmt: skip
     elif n * c * inner > 0:
-        total = lib.fk_softmax_labels(
-            xc.data_ptr(), code, y.data_ptr(), n, c, inner, _ptr(a), float(gamma), int(ignore_index),
-            float(label_smoothing), _ptr(loss_buf), _ptr(grad), _byref(count), _byref(nbad), _nthreads(),
+        total = (lib.fk_softmax_labels if fam is None else lib.fk_softmax_labels_family)(
+            xc.data_ptr(), code, y.data_ptr(), n, c, inner, _ptr(a), gamma, int(ignore_index),
+            float(label_smoothing), _ptr(loss_buf), _ptr(grad), ctypes.byref(count),
+            ctypes.byref(nbad), _nthreads(), *tail,
         )  # fmt: skip
     else:
         total = 0.0

@@ -6,7 +6,11 @@ dispatch by device: the CPU implementation is the C/OpenMP kernel (``focalkit.ke
 CUDA implementation the Triton kernels (``focalkit.kernels._triton``).
 
 Both ops follow the kernel contract of :mod:`focalkit.backends` and return ``(loss, count, grad)``;
-when ``compute_grad`` is false ``grad`` is an empty tensor (custom ops cannot return None). They
+when ``compute_grad`` is false ``grad`` is an empty tensor (custom ops cannot return None).
+The member of the focal family travels as plain schema values (custom ops take no Python
+objects): ``kind, epsilon, gamma_neg, clip, iou_weighted`` (the Variant) and ``thresholds,
+gamma_values`` (a PiecewiseGamma; both empty for a float gamma); ``scores`` is the optional
+per-position target score of class-index quality / varifocal calls. They
 are forward-only: the gradient is an output, and the one autograd path that turns it into a
 backward is :class:`focalkit._autograd.FocalLossFunction`, which the losses call. Differentiate
 through :func:`focalkit.sigmoid_focal_loss` / :func:`focalkit.softmax_focal_loss`, not the ops.
@@ -28,6 +32,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from focalkit.backends.registry import Variant
+from focalkit.gamma import PiecewiseGamma
 from focalkit.kernels import cpu
 
 __all__ = ["cpu_kernel_available", "sigmoid_focal_fwd", "softmax_focal_fwd"]
@@ -48,6 +54,26 @@ def _empty_grad(x: Tensor) -> Tensor:
     return x.new_empty((0,))
 
 
+def _unpack(
+    gamma: float, kind: str, epsilon: float, gamma_neg: float, clip: float, iou_weighted: bool,
+    thresholds: list[float], gamma_values: list[float],
+) -> tuple[Any, Variant | None]:  # fmt: skip
+    """The kernel contract's (gamma, variant) from the ops' schema values."""
+    g: Any = PiecewiseGamma(thresholds, gamma_values) if gamma_values else gamma
+    v = Variant(kind, epsilon, gamma_neg, clip, iou_weighted)  # type: ignore[arg-type]
+    return g, (None if v == Variant() else v)
+
+
+def _pack(gamma: Any, variant: Variant | None) -> tuple[Any, ...]:
+    """The ops' schema values of (gamma, variant): the inverse of :func:`_unpack`."""
+    v = variant if variant is not None else Variant()
+    if isinstance(gamma, PiecewiseGamma):
+        g, th, vals = float(max(gamma.values)), [float(t) for t in gamma.thresholds], [float(a) for a in gamma.values]
+    else:
+        g, th, vals = float(gamma), [], []
+    return (g, str(v.kind), float(v.epsilon), float(v.gamma_neg), float(v.clip), bool(v.iou_weighted), th, vals)
+
+
 # ----------------------------------------------------------------------------- sigmoid
 
 
@@ -62,10 +88,20 @@ def _sigmoid_op(
     label_smoothing: float,
     reduce: bool,
     compute_grad: bool,
+    kind: str = "focal",
+    epsilon: float = 0.0,
+    gamma_neg: float = 0.0,
+    clip: float = 0.0,
+    iou_weighted: bool = True,
+    thresholds: list[float] | None = None,
+    gamma_values: list[float] | None = None,
+    scores: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
+    g, v = _unpack(gamma, kind, epsilon, gamma_neg, clip, iou_weighted, list(thresholds or ()), list(gamma_values or ()))
     loss, count, grad = cpu.sigmoid_focal_fwd(
-        x, targets, labels=labels, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
-        label_smoothing=label_smoothing, reduce=reduce, compute_grad=compute_grad,
+        x, targets, labels=labels, alpha=alpha, gamma=g, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, reduce=reduce, compute_grad=compute_grad, variant=v,
+        scores=scores,
     )  # fmt: skip
     return loss, count, _empty_grad(x) if grad is None else grad
 
@@ -74,10 +110,15 @@ def _sigmoid_op(
 def _sigmoid_op_cuda(
     x: Tensor, targets: Tensor, labels: bool, alpha: float | None, gamma: float,
     ignore_index: int | None, label_smoothing: float, reduce: bool, compute_grad: bool,
+    kind: str = "focal", epsilon: float = 0.0, gamma_neg: float = 0.0, clip: float = 0.0,
+    iou_weighted: bool = True, thresholds: list[float] | None = None,
+    gamma_values: list[float] | None = None, scores: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    g, v = _unpack(gamma, kind, epsilon, gamma_neg, clip, iou_weighted, list(thresholds or ()), list(gamma_values or ()))
     loss, count, grad = _triton().sigmoid_focal_fwd(
-        x, targets, labels=labels, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
-        label_smoothing=label_smoothing, reduce=reduce, compute_grad=compute_grad,
+        x, targets, labels=labels, alpha=alpha, gamma=g, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, reduce=reduce, compute_grad=compute_grad, variant=v,
+        scores=scores,
     )  # fmt: skip
     return loss, count, _empty_grad(x) if grad is None else grad
 
@@ -86,6 +127,9 @@ def _sigmoid_op_cuda(
 def _sigmoid_fake(
     x: Tensor, targets: Tensor, labels: bool, alpha: float | None, gamma: float,
     ignore_index: int | None, label_smoothing: float, reduce: bool, compute_grad: bool,
+    kind: str = "focal", epsilon: float = 0.0, gamma_neg: float = 0.0, clip: float = 0.0,
+    iou_weighted: bool = True, thresholds: list[float] | None = None,
+    gamma_values: list[float] | None = None, scores: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     loss = x.new_empty((), dtype=torch.float32) if reduce else x.new_empty(x.shape, dtype=torch.float32)
     count = x.new_empty((), dtype=torch.int64)
@@ -106,10 +150,14 @@ def _softmax_op(
     label_smoothing: float,
     reduce: bool,
     compute_grad: bool,
+    epsilon: float = 0.0,
+    thresholds: list[float] | None = None,
+    gamma_values: list[float] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
+    g, v = _unpack(gamma, "focal", epsilon, 0.0, 0.0, True, list(thresholds or ()), list(gamma_values or ()))
     loss, count, grad = cpu.softmax_focal_fwd(
-        x, targets, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
-        label_smoothing=label_smoothing, reduce=reduce, compute_grad=compute_grad,
+        x, targets, alpha=alpha, gamma=g, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, reduce=reduce, compute_grad=compute_grad, variant=v,
     )  # fmt: skip
     return loss, count, _empty_grad(x) if grad is None else grad
 
@@ -117,11 +165,13 @@ def _softmax_op(
 @_softmax_op.register_kernel("cuda")
 def _softmax_op_cuda(
     x: Tensor, targets: Tensor, alpha: Tensor | None, gamma: float, ignore_index: int,
-    label_smoothing: float, reduce: bool, compute_grad: bool,
+    label_smoothing: float, reduce: bool, compute_grad: bool, epsilon: float = 0.0,
+    thresholds: list[float] | None = None, gamma_values: list[float] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    g, v = _unpack(gamma, "focal", epsilon, 0.0, 0.0, True, list(thresholds or ()), list(gamma_values or ()))
     loss, count, grad = _triton().softmax_focal_fwd(
-        x, targets, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
-        label_smoothing=label_smoothing, reduce=reduce, compute_grad=compute_grad,
+        x, targets, alpha=alpha, gamma=g, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, reduce=reduce, compute_grad=compute_grad, variant=v,
     )  # fmt: skip
     return loss, count, _empty_grad(x) if grad is None else grad
 
@@ -129,7 +179,8 @@ def _softmax_op_cuda(
 @_softmax_op.register_fake
 def _softmax_fake(
     x: Tensor, targets: Tensor, alpha: Tensor | None, gamma: float, ignore_index: int,
-    label_smoothing: float, reduce: bool, compute_grad: bool,
+    label_smoothing: float, reduce: bool, compute_grad: bool, epsilon: float = 0.0,
+    thresholds: list[float] | None = None, gamma_values: list[float] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     pos = x.shape[:1] + x.shape[2:]
     loss = x.new_empty((), dtype=torch.float32) if reduce else x.new_empty(pos, dtype=torch.float32)
@@ -152,16 +203,20 @@ def sigmoid_focal_fwd(
     label_smoothing: float,
     reduce: bool,
     compute_grad: bool,
+    variant: Variant | None = None,
+    scores: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """The kernel contract of ``focalkit.backends`` through ``torch.ops.focalkit.sigmoid_focal_fwd``.
 
     Dispatches on x's device (CPU: C kernel; CUDA: Triton). See ``focalkit.kernels.cpu`` for the
-    math and the argument meanings. Returns ``(loss, count, grad or None)``.
+    math and the argument meanings (``gamma`` a float or a PiecewiseGamma, ``variant`` the member
+    of the focal family). Returns ``(loss, count, grad or None)``.
     """
+    g, kind, eps, gneg, clip, iou, th, vals = _pack(gamma, variant)
     loss, count, grad = torch.ops.focalkit.sigmoid_focal_fwd(
-        x, targets, bool(labels), None if alpha is None else float(alpha), float(gamma),
+        x, targets, bool(labels), None if alpha is None else float(alpha), g,
         None if ignore_index is None else int(ignore_index), float(label_smoothing), bool(reduce),
-        bool(compute_grad),
+        bool(compute_grad), kind, eps, gneg, clip, iou, th, vals, scores,
     )  # fmt: skip
     return loss, count, grad if compute_grad else None
 
@@ -176,12 +231,14 @@ def softmax_focal_fwd(
     label_smoothing: float,
     reduce: bool,
     compute_grad: bool,
+    variant: Variant | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """The kernel contract through ``torch.ops.focalkit.softmax_focal_fwd`` (softmax over dim 1)."""
     if alpha is not None:
         alpha = alpha.to(device=x.device, dtype=torch.float32)
+    g, _, eps, _, _, _, th, vals = _pack(gamma, variant)
     loss, count, grad = torch.ops.focalkit.softmax_focal_fwd(
-        x, targets, alpha, float(gamma), int(ignore_index), float(label_smoothing), bool(reduce),
-        bool(compute_grad),
+        x, targets, alpha, g, int(ignore_index), float(label_smoothing), bool(reduce),
+        bool(compute_grad), eps, th, vals,
     )  # fmt: skip
     return loss, count, grad if compute_grad else None

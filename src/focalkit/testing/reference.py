@@ -62,6 +62,7 @@ def sigmoid_focal_loss(
     normalizer: Any = None,
     ignore_index: int | None = None,
     label_smoothing: float = 0.0,
+    epsilon: float = 0.0,
 ) -> np.ndarray:
     """Float64 reference of the sigmoid (binary / multi-label) focal loss.
 
@@ -70,24 +71,62 @@ def sigmoid_focal_loss(
         p_t = p * t + (1 - p) * (1 - t)
         alpha_t = alpha * t + (1 - alpha) * (1 - t)          (1 when alpha is None)
         ce = -(t * log(p) + (1 - t) * log(1 - p))
-        loss = alpha_t * (1 - p_t) ** gamma * ce
+        loss = alpha_t * (1 - p_t) ** gamma * ce + epsilon * (1 - p_t) ** (gamma + 1)
+
+    (Poly-1, Leng et al. 2022: ``epsilon``; alpha multiplies only the focal term, ``weight`` both.)
+    ``gamma`` may be a :class:`focalkit.PiecewiseGamma` (anything with ``.thresholds`` and
+    ``.values``): gamma(p_t) = values[i] for the i thresholds at or below p_t.
 
     Integer targets with the class dimension (1) removed are class indices; the value C is
     background and ``ignore_index`` drops the whole position.
     """
     loss, count = _sigmoid_elementwise(
         logits, targets, alpha=alpha, gamma=gamma, weight=weight, ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
+        label_smoothing=label_smoothing, epsilon=epsilon,
     )
     return _reduce(loss, count, reduction, normalizer)
 
 
 def _sigmoid_elementwise(
-    logits: Any, targets: Any, *, alpha: Any = 0.25, gamma: float = 2.0, weight: Any = None,
-    ignore_index: int | None = None, label_smoothing: float = 0.0,
+    logits: Any, targets: Any, *, alpha: Any = 0.25, gamma: Any = 2.0, weight: Any = None,
+    ignore_index: int | None = None, label_smoothing: float = 0.0, epsilon: float = 0.0,
 ) -> tuple[np.ndarray, float]:
     x = _np(logits).astype(np.float64)
-    y = _np(targets)
+    t, valid = _sigmoid_targets(x, _np(targets), ignore_index, label_smoothing)
+    log_p = _log_sigmoid(x)
+    log_1mp = _log_sigmoid(-x)
+    p = np.exp(log_p)
+    p_neg = np.exp(log_1mp)  # 1 - p, without the cancellation of 1 - p for p near 1
+    ce = -(t * log_p + (1.0 - t) * log_1mp)
+    # 1 - p_t = 1 - (p t + (1 - p)(1 - t)) = p (1 - t) + (1 - p) t: a sum of non-negative terms, exact
+    # to float64 rounding even when p_t is within 1e-16 of 1 (well-classified elements)
+    one_minus_p_t = p * (1.0 - t) + p_neg * t
+    g = piecewise_gamma(gamma, 1.0 - one_minus_p_t)
+    if alpha is None:
+        alpha_t = np.ones_like(x)
+    else:
+        a = _np(alpha).astype(np.float64)
+        if a.ndim == 1 and x.ndim >= 2 and a.shape[0] == x.shape[1]:
+            a = a.reshape((1, -1) + (1,) * (x.ndim - 2))
+        alpha_t = a * t + (1.0 - a) * (1.0 - t)
+    loss = alpha_t * one_minus_p_t**g * ce + epsilon * one_minus_p_t ** (g + 1.0)
+    if weight is not None:
+        loss = loss * _np(weight).astype(np.float64)
+    return np.where(valid, loss, 0.0), float(valid.sum())
+
+
+def piecewise_gamma(gamma: Any, p_t: np.ndarray) -> Any:
+    """gamma at each p_t: the number itself, or a PiecewiseGamma's value of its interval."""
+    if not hasattr(gamma, "thresholds"):
+        return float(gamma)
+    idx = np.searchsorted(np.asarray(gamma.thresholds, dtype=np.float64), p_t, side="right")
+    return np.asarray(gamma.values, dtype=np.float64)[idx]
+
+
+def _sigmoid_targets(
+    x: np.ndarray, y: np.ndarray, ignore_index: int | None, label_smoothing: float, scores: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 targets of the logits' shape and the validity mask (class indices expanded)."""
     if y.shape == x.shape:
         valid = np.ones(x.shape, dtype=bool) if ignore_index is None else (y != ignore_index)
         t = np.where(valid, y, 0).astype(np.float64)
@@ -99,27 +138,9 @@ def _sigmoid_elementwise(
             sl = (slice(None), k) + (slice(None),) * (x.ndim - 2)
             t[sl] = ((y == k) & valid_pos).astype(np.float64)
         valid = np.broadcast_to(np.expand_dims(valid_pos, 1), x.shape)
-    t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
-
-    log_p = _log_sigmoid(x)
-    log_1mp = _log_sigmoid(-x)
-    p = np.exp(log_p)
-    p_neg = np.exp(log_1mp)  # 1 - p, without the cancellation of 1 - p for p near 1
-    ce = -(t * log_p + (1.0 - t) * log_1mp)
-    # 1 - p_t = 1 - (p t + (1 - p)(1 - t)) = p (1 - t) + (1 - p) t: a sum of non-negative terms, exact
-    # to float64 rounding even when p_t is within 1e-16 of 1 (well-classified elements)
-    one_minus_p_t = p * (1.0 - t) + p_neg * t
-    if alpha is None:
-        alpha_t = np.ones_like(x)
-    else:
-        a = _np(alpha).astype(np.float64)
-        if a.ndim == 1 and x.ndim >= 2 and a.shape[0] == x.shape[1]:
-            a = a.reshape((1, -1) + (1,) * (x.ndim - 2))
-        alpha_t = a * t + (1.0 - a) * (1.0 - t)
-    loss = alpha_t * one_minus_p_t**gamma * ce
-    if weight is not None:
-        loss = loss * _np(weight).astype(np.float64)
-    return np.where(valid, loss, 0.0), float(valid.sum())
+        if scores is not None:
+            t = t * np.expand_dims(_np(scores).astype(np.float64), 1)
+    return t * (1.0 - label_smoothing) + 0.5 * label_smoothing, valid
 
 
 def _factor(grad_output: Any, count: float, reduction: str, normalizer: Any) -> Any:
@@ -186,26 +207,30 @@ def softmax_focal_loss(
     normalizer: Any = None,
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
+    epsilon: float = 0.0,
 ) -> np.ndarray:
     """Float64 reference of the softmax (multi-class) focal loss.
 
     Per position, with ``p = softmax(x)`` over dimension 1 and target distribution ``t``::
 
-        loss = -sum_c alpha_c * t_c * (1 - p_c) ** gamma * log(p_c)
+        loss = -sum_c alpha_c * t_c * (1 - p_c) ** gamma * log(p_c) + epsilon * (1 - p_t) ** (gamma + 1)
+
+    with p_t = sum_c t_c p_c (Poly-1, Leng et al. 2022, their form for soft targets). A
+    PiecewiseGamma gamma is taken at p_c in the focal term and at p_t in the Poly-1 term.
 
     Hard labels are one-hot ``t``; label smoothing mixes ``t`` with the uniform distribution as
     ``F.cross_entropy`` does.
     """
     loss, count = _softmax_elementwise(
         logits, targets, alpha=alpha, gamma=gamma, weight=weight, ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
+        label_smoothing=label_smoothing, epsilon=epsilon,
     )
     return _reduce(loss, count, reduction, normalizer)
 
 
 def _softmax_elementwise(
-    logits: Any, targets: Any, *, alpha: Any = None, gamma: float = 2.0, weight: Any = None,
-    ignore_index: int = -100, label_smoothing: float = 0.0,
+    logits: Any, targets: Any, *, alpha: Any = None, gamma: Any = 2.0, weight: Any = None,
+    ignore_index: int = -100, label_smoothing: float = 0.0, epsilon: float = 0.0,
 ) -> tuple[np.ndarray, float]:
     x = _np(logits).astype(np.float64)
     y = _np(targets)
@@ -223,7 +248,14 @@ def _softmax_elementwise(
     t = t * (1.0 - label_smoothing) + label_smoothing / c
     a = np.ones(c) if alpha is None else _np(alpha).astype(np.float64).reshape(c)
     a = a.reshape((1, c) + (1,) * (x.ndim - 2))
-    loss = -(a * t * one_minus_p**gamma * log_p).sum(axis=1)
+    p = np.exp(log_p)
+    focal = a * t * one_minus_p ** piecewise_gamma(gamma, p) * log_p
+    loss = -np.where(t != 0, focal, 0.0).sum(axis=1)
+    if epsilon:
+        # 1 - p_t = sum_c t_c (1 - p_c) + (1 - sum_c t_c): the same number, without cancellation
+        u = np.maximum((t * one_minus_p).sum(axis=1) + (1.0 - t.sum(axis=1)), 0.0)
+        g_t = piecewise_gamma(gamma, (t * p).sum(axis=1))
+        loss = loss + epsilon * u ** (g_t + 1.0)
     if weight is not None:
         loss = loss * _np(weight).astype(np.float64)
     return np.where(valid, loss, 0.0), float(valid.sum())

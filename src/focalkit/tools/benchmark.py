@@ -337,7 +337,7 @@ def _with_cpu_lib(lib: Any, fn, *args, **kwargs):
 class _OlderBuild:
     """A build of an older ABI seen through today's calls (benchmarks only): ABI 1 had no
     out-of-range count in ``fk_sigmoid_labels``; before ABI 3 there is no ``fk_softmax_soft`` (its rows
-    fail with a note)."""
+    fail with a note); before ABI 4 no ``*_family`` entry points (the plain calls are unchanged)."""
 
     def __init__(self, lib: Any, abi: int) -> None:
         import ctypes
@@ -352,6 +352,14 @@ class _OlderBuild:
         lib.fk_softmax_labels.argtypes = [vp, i, vp, i64, i64, i64, vp, f, i64, f, vp, vp, i64p, i64p, i]
         self.fk_sigmoid_dense = lib.fk_sigmoid_dense
         self.fk_softmax_labels = lib.fk_softmax_labels
+        if abi >= 3:  # ABI 3: soft targets and the per-CPU variants (ABI 4 added the *_family calls)
+            lib.fk_softmax_soft.restype = d
+            lib.fk_softmax_soft.argtypes = [vp, i, vp, i, i64, i64, i64, vp, f, f, vp, vp, i64p, i]
+            self.fk_softmax_soft = lib.fk_softmax_soft
+            if hasattr(lib, "fk_set_cpu_isa"):
+                lib.fk_set_cpu_isa.restype = lib.fk_cpu_isa.restype = i
+                lib.fk_set_cpu_isa.argtypes, lib.fk_cpu_isa.argtypes = [i], []
+                self.fk_set_cpu_isa, self.fk_cpu_isa = lib.fk_set_cpu_isa, lib.fk_cpu_isa
 
     def fk_sigmoid_labels(self, *args: Any) -> float:
         if self._abi >= 2:

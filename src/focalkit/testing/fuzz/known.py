@@ -12,7 +12,6 @@ The predicates are as narrow as the bug: a failure they do not match is a new fi
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -87,46 +86,7 @@ def _repro_triton_interpreter_bf16() -> bool:
         return not torch.equal(_grad(f, x), _grad(f, x.float()).bfloat16())
 
 
-@functools.lru_cache(maxsize=None)
-def bce_tail_inexact() -> frozenset[str]:
-    """The backends whose sigmoid loss of confident, correct predictions is off by more than 1e-5.
-
-    x = -15 with target 0: the loss is log1p(exp(-15)) = 3.06e-7; PyTorch's
-    ``binary_cross_entropy_with_logits`` forms log(exp(-m) + exp(-x - m)) = log(1 + 3e-7), which float32
-    rounds to 0 (and 5e-7 for x = -14.5: 90 % high).
-    """
-    from focalkit.testing import reference
-
-    x = torch.tensor([-15.0, -14.5, -13.0, -16.5])
-    t = torch.zeros(4)
-    want = float(reference.sigmoid_focal_loss(x.double(), t, alpha=None, gamma=0.0, reduction="sum"))
-    bad = set()
-    for name in fk.available_backends():
-        with fk.use_backend(name):
-            got = fk.sigmoid_focal_loss(x, t, alpha=None, gamma=0.0, reduction="sum").item()
-        if abs(got - want) > 1e-5 * want:
-            bad.add(name)
-    return frozenset(bad)
-
-
-def _absolute_roundoff_error(case: Case, outcome: Any, failure: Any) -> bool:
-    """The error is a few roundoffs of the natural scale: what the absolute floor would have passed."""
-    unit = 2.0**-53 if case.dtype == torch.float64 else 2.0**-24
-    return failure.abs_error is not None and failure.abs_error <= 64 * unit * outcome.loss_scale
-
-
 KNOWN_ISSUES += [
-    KnownIssue(
-        name="sigmoid-ce-inexact-for-confident-predictions", ref="found by the fuzz campaign (not in an issue yet)",
-        summary="the eager and reference paths take the cross-entropy from F.binary_cross_entropy_with_logits, "
-        "which computes log(1 + e^-|x|) as log(exp(-m) + exp(-x - m)): the loss of a confident, correct "
-        "prediction is 0 in float32 for |x| > 16 (exact 1e-7) and 2e-8 off in float64 at |x| = 17; the "
-        "C and Triton kernels (log1p) are exact. It also made the Triton first-call check (which "
-        "trusts eager) reject a correct kernel",
-        repro=lambda: bool(bce_tail_inexact()),
-        matches=lambda c, o, f: f.check == "loss" and o.reached in bce_tail_inexact()
-        and c.loss == "sigmoid_focal" and _absolute_roundoff_error(c, o, f),
-    ),
     KnownIssue(
         name="triton-interpreter-bf16-truncation", ref="Triton 3.9 interpreter, not focalkit",
         summary="under TRITON_INTERPRET=1 a float32 -> bfloat16 store truncates instead of rounding to "

@@ -41,7 +41,9 @@ def test_site_builds_in_strict_mode(tmp_path):
     site = tmp_path / "site"
     losses = (site / "api" / "losses" / "index.html").read_text()
     # the API reference comes from the docstrings of the public names
-    for name in ("focalkit.sigmoid_focal_loss", "focalkit.softmax_focal_loss", "focalkit.FocalLoss", "label_smoothing_mode"):
+    for name in ("focalkit.sigmoid_focal_loss", "focalkit.softmax_focal_loss", "focalkit.FocalLoss", "label_smoothing_mode",
+                 "focalkit.asymmetric_loss", "focalkit.quality_focal_loss", "focalkit.varifocal_loss",
+                 "focalkit.PiecewiseGamma", "epsilon"):
         assert name in losses, name
     assert "```" not in losses and ".. math::" not in losses  # docstrings rendered, not shown raw
     assert "focalkit.tools.tune.tune" in (site / "api" / "tools" / "index.html").read_text()
@@ -121,7 +123,7 @@ def _examples(page: str) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", (DOCS / page).read_text(), flags=re.S | re.M)
 
 
-@pytest.mark.parametrize("page", ["index.md", "loss.md", "backends.md"])
+@pytest.mark.parametrize("page", ["index.md", "loss.md", "backends.md", "family.md"])
 def test_guide_examples_run(page):
     blocks = _examples(page)
     assert blocks, page

@@ -25,6 +25,13 @@ dtype, float32 for float16 x (so that a loss scale can still rescue gradients be
 range), or None. :mod:`focalkit.backends.closed_form` documents the math. Which backend takes a
 call is decided from a :class:`~focalkit.backends.registry.CallInfo`.
 
+The focal family rides on the same contract: ``gamma`` may be a :class:`focalkit.PiecewiseGamma`
+(``CallInfo.piecewise``), and a ``variant=`` keyword (a :class:`~focalkit.backends.registry.Variant`,
+``CallInfo.variant``; absent for the plain focal loss) selects Poly-1 (both passes) or the
+asymmetric / quality / varifocal kinds of the sigmoid pass; the quality and varifocal kinds with
+class-index targets may also get ``scores=`` (the labelled class's target value per position).
+:mod:`focalkit.backends.closed_form_family` documents their math.
+
 Example:
     >>> import focalkit as fk
     >>> with fk.use_backend("eager"):

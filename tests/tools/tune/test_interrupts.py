@@ -31,27 +31,12 @@ from focalkit.tools.tune import _optuna  # noqa: E402
 from focalkit.tools.tune.api import tune  # noqa: E402
 from focalkit.tools.tune.schema import RETRY_OF, WORKER  # noqa: E402
 from focalkit.tools.tune.storage import pid_alive  # noqa: E402
+from tune_helpers import trials as _trials, wait_for as _wait_for  # noqa: E402
 
 S = optuna.trial.TrialState
 REPEATS = int(os.environ.get("FOCALKIT_STRESS_REPEATS", "3"))
 STOP_LIMIT_S = 20.0  # from the signal to the exit of the CLI, on a loaded machine
 ENV = {**os.environ, "COLUMNS": "120"}
-
-
-def _trials(url: str, study: str) -> list:
-    try:
-        return optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False)
-    except Exception:  # not created yet, or the file is being written
-        return []
-
-
-def _wait_for(pred, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 _BURN = textwrap.dedent("""

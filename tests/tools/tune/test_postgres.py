@@ -42,6 +42,7 @@ from focalkit.tools.tune.schema import (  # noqa: E402
     SURPLUS_FAIL,
     WORKER,
 )
+from tune_helpers import trials as _trials, wait_for as _wait_for  # noqa: E402
 
 S = optuna.trial.TrialState
 
@@ -113,22 +114,6 @@ def pg_url():
     finally:
         run(pg_ctl, "-D", data, "-m", "immediate", "-w", "stop")
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _trials(url: str, study: str) -> list:
-    try:
-        return optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False)
-    except Exception:  # the study (or the tables) do not exist yet
-        return []
-
-
-def _wait_for(pred, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _counted(trials: list) -> list:

@@ -4,19 +4,20 @@ A spec names the loss, its focalkit function and module, its float64 reference a
 gradient (:mod:`focalkit.testing.reference`), and how its cases are drawn: the base generator of its
 ``family`` (``"sigmoid"``: per-element, ``"softmax"``: per-position over dimension 1) plus ``extra``,
 which draws the loss's own keyword arguments. A loss of the focal family (Poly-1, ASL, QFL, VFL)
-joins the campaign with one :func:`register` call::
+joins the campaign with one :func:`register` call, as Poly-1 does (the focal losses with a
+drawn ``epsilon``)::
 
     register(LossSpec(
         name="poly1_softmax", family="softmax",
-        function=fk.poly1_focal_loss, module=fk.Poly1FocalLoss,
-        reference=reference.poly1_focal_loss, reference_grad=reference.poly1_focal_grad,
-        extra=lambda rng: {"epsilon": float(rng.uniform(-1.0, 3.0))},
+        function=fk.softmax_focal_loss, module=fk.SoftmaxFocalLoss,
+        reference=reference.softmax_focal_loss, reference_grad=reference.softmax_focal_grad,
+        extra=draw_epsilon, focal_modes=_softmax_modes,
     ))
 
 Example:
     >>> from focalkit.testing.fuzz import LOSSES
     >>> sorted(LOSSES)
-    ['sigmoid_focal', 'softmax_focal']
+    ['poly1_sigmoid', 'poly1_softmax', 'sigmoid_focal', 'softmax_focal']
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 import focalkit as fk
 from focalkit.testing import reference
 
-__all__ = ["LOSSES", "LossSpec", "register"]
+__all__ = ["LOSSES", "LossSpec", "draw_epsilon", "register"]
 
 
 @dataclass(frozen=True)
@@ -99,4 +100,27 @@ register(LossSpec(
     function=fk.softmax_focal_loss, module=fk.SoftmaxFocalLoss,
     reference=reference.softmax_focal_loss, reference_grad=reference.softmax_focal_grad,
     focal_modes=_softmax_modes,
+))  # fmt: skip
+
+
+def draw_epsilon(rng: np.random.Generator) -> dict[str, Any]:
+    """Poly-1's epsilon: its bound -1, small and large values (never 0, the plain loss)."""
+    return {"epsilon": float(rng.choice([-1.0, float(rng.uniform(-1.0, 0.0)), float(rng.uniform(0.0, 3.0)), 1.0]))
+            or 1.0}
+
+
+register(LossSpec(
+    name="poly1_sigmoid", family="sigmoid",
+    function=fk.sigmoid_focal_loss, module=fk.SigmoidFocalLoss,
+    reference=reference.sigmoid_focal_loss, reference_grad=reference.sigmoid_focal_grad,
+    extra=draw_epsilon, focal_modes=_sigmoid_modes,
+    # not exact_tails: with epsilon near -1 the loss q^g (ce - |epsilon| q) is a difference of two
+    # nearly equal terms for confident predictions (ce = q + q^2/2 + ...), so float32 keeps only
+    # the natural scale's roundoff there, not relative accuracy
+))  # fmt: skip
+register(LossSpec(
+    name="poly1_softmax", family="softmax",
+    function=fk.softmax_focal_loss, module=fk.SoftmaxFocalLoss,
+    reference=reference.softmax_focal_loss, reference_grad=reference.softmax_focal_grad,
+    extra=draw_epsilon, focal_modes=_softmax_modes,
 ))  # fmt: skip

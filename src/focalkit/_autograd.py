@@ -167,10 +167,11 @@ def _scale_saved_grad(ctx: Any, grad: Tensor, g: Tensor) -> Tensor:
 class ScalarLossFunction(torch.autograd.Function):
     """:class:`FocalLossFunction` for a kernel already run: a reduced CPU loss held as Python numbers.
 
-    ``apply(x, total, den, grad, recompute)``: ``total`` is the kernel's float64 sum, ``den`` the
-    float32 denominator as a Python float (or None), ``grad`` the saved gradient d(sum)/dx in x's
-    dtype; ``recompute()`` returns the ``recompute`` callable of :class:`FocalLossFunction`, built
-    only if a differentiable backward needs it. Same values as :class:`FocalLossFunction` with
+    ``apply(x, total, den, grad, recompute, dtype)``: ``total`` is the kernel's float64 sum, ``den``
+    the float32 denominator as a Python float (or None), ``grad`` the saved gradient d(sum)/dx in
+    x's dtype; ``recompute()`` returns the ``recompute`` callable of :class:`FocalLossFunction`,
+    built only if a differentiable backward needs it; ``dtype`` that of the returned loss (float32,
+    or bfloat16 for bfloat16 logits: no separate conversion node). Same values as :class:`FocalLossFunction` with
     ``reduce`` on CPU (the float32 rounding of ``total / den`` and of ``grad_out / den`` is done on
     Python floats, see :func:`f32`), with no 0-d tensor operations: the eager fast path of the
     losses on small tensors, where those operations are most of the time.
@@ -178,7 +179,8 @@ class ScalarLossFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: Tensor, total: float, den: float | None, grad: Tensor, recompute: Callable[[], Any]
+        ctx: Any, x: Tensor, total: float, den: float | None, grad: Tensor, recompute: Callable[[], Any],
+        dtype: torch.dtype,
     ) -> Tensor:
         loss = f32(total) if den is None else f32(f32(total) / den)
         ctx.den = den
@@ -187,16 +189,17 @@ class ScalarLossFunction(torch.autograd.Function):
         # x only serves a differentiable backward: held as an attribute, not a saved tensor (saving
         # a leaf costs ~20 us per step at small sizes); its version is checked there instead
         _keep_input(ctx, x)
-        return torch.scalar_tensor(loss, dtype=torch.float32)
+        # bfloat16: the float32 value rounded once, as out.to(x.dtype) of the general path
+        return torch.scalar_tensor(loss, dtype=dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         if not ctx.needs_input_grad[0]:
-            return (None,) * 5
+            return (None,) * 6
         (grad,) = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: the gradient must be differentiable
-            return (_differentiable_grad(ctx.recompute(), _kept_input(ctx), grad_out), None, None, None, None)
-        g = grad_out.item()  # float32 0-d on CPU: no device sync
+            return (_differentiable_grad(ctx.recompute(), _kept_input(ctx), grad_out),) + (None,) * 5
+        g = grad_out.item()  # a 0-d CPU tensor (float32, or bfloat16: exact in float32): no device sync
         if ctx.den is not None:
             g = f32(g / ctx.den)
-        return (_scale_saved_grad(ctx, grad, g), None, None, None, None)
+        return (_scale_saved_grad(ctx, grad, g),) + (None,) * 5

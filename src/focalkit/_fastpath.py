@@ -132,14 +132,9 @@ def _run(
         def recompute() -> Callable[[Tensor], Tensor]:
             return functools.partial(composed_loss, op, targets, kw, reduction, None)
 
-        return _apply(x, total, den, grad, recompute)
-    return torch.scalar_tensor(f32(total) if den is None else f32(f32(total) / den), dtype=torch.float32)
-
-
-def _out(loss: Tensor | None, logits: Tensor) -> Tensor | None:
-    if loss is None or logits.dtype == torch.float32:
-        return loss
-    return loss.to(logits.dtype)
+        return _apply(x, total, den, grad, recompute, x.dtype)
+    # the float32 value, rounded once more for bfloat16 logits (as out.to(x.dtype) of the general path)
+    return torch.scalar_tensor(f32(total) if den is None else f32(f32(total) / den), dtype=x.dtype)
 
 
 def softmax_focal_loss(
@@ -161,7 +156,7 @@ def softmax_focal_loss(
         return None
     kw = {"alpha": None, "gamma": float(gamma), "ignore_index": ignore_index, "label_smoothing": float(label_smoothing)}
     info = _INFO["softmax", logits.dtype]
-    return _out(_run(info, "softmax_focal_fwd", logits, targets, kw, reduction, composed_loss), logits)
+    return _run(info, "softmax_focal_fwd", logits, targets, kw, reduction, composed_loss)
 
 
 def sigmoid_focal_loss(
@@ -191,4 +186,4 @@ def sigmoid_focal_loss(
     kw = {"labels": False, "alpha": a, "gamma": float(gamma), "ignore_index": None,
           "label_smoothing": float(label_smoothing)}  # fmt: skip
     info = _INFO["sigmoid", logits.dtype] if a is not None else _SIGMOID_NO_ALPHA[logits.dtype]
-    return _out(_run(info, "sigmoid_focal_fwd", logits, targets, kw, reduction, composed_loss), logits)
+    return _run(info, "sigmoid_focal_fwd", logits, targets, kw, reduction, composed_loss)

@@ -24,8 +24,8 @@ the general path). Taken: CPU, float32 or bfloat16 contiguous logits (not a tens
 reduction ``"mean"`` or ``"sum"``, no ``weight``/``normalizer``, the plain focal loss (``epsilon``
 0, a float ``gamma``), the default backend (or
 ``"fused"``), outside ``torch.compile``, functorch transforms, ``torch.jit.trace`` and autocast;
-the softmax loss with int64 class indices and no ``alpha``; the sigmoid loss with float32 targets
-of the logits' shape that do not require grad, a float ``alpha`` (or None), no ``ignore_index`` and binary label smoothing.
+the softmax loss with int64 class indices and no ``alpha``; the sigmoid loss with float32 (or bfloat16 /
+float16) targets of the logits' shape that do not require grad, a float ``alpha`` (or None), no ``ignore_index`` and binary label smoothing.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ __all__ = ["sigmoid_focal_loss", "softmax_focal_loss"]
 
 _TENSOR_TYPES = (Tensor, torch.nn.Parameter)
 _DTYPES = (torch.float32, torch.bfloat16)
+#: Sigmoid targets: float32, or a type float32 holds exactly (the kernel reads float32 targets).
+_DTYPES_T = (torch.float32, torch.bfloat16, torch.float16)
 _CPU = torch.device("cpu")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _FINITE_MAX = 1.7976931348623157e308
@@ -171,13 +173,15 @@ def sigmoid_focal_loss(
         and label_smoothing_mode == "binary"
         and type(label_smoothing_mode) is str
         and type(targets) is Tensor
-        and targets.dtype == torch.float32
+        and targets.dtype in _DTYPES_T
         and not targets.requires_grad  # d(loss)/d(targets): the composed path
         and _common(logits, reduction, gamma, label_smoothing, weight, normalizer, epsilon)
         and targets.shape == logits.shape
         and targets.numel() > 0
     ):
         return None
+    if targets.dtype is not torch.float32:
+        targets = targets.float()  # exact; the kernel reads float32 targets (it would convert them)
     if validate_args:  # targets in [0, 1] (NaN fails): on small tensors here, else the general path
         r = V.small_range(targets, None)
         if not r or not (r[0] >= 0 and r[1] <= 1):

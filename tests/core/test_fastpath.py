@@ -62,7 +62,8 @@ def test_sigmoid_fast_path_equals_the_general_path(dtype, alpha, reduction):
     x = (torch.randn(32, 20, generator=g) * 3).to(dtype)
     t = (torch.rand(32, 20, generator=g) < 0.1).float()
     soft = torch.rand(32, 20, generator=g)
-    for tt, ls, gamma, scale in ((t, 0.0, 2.0, 1.0), (soft, 0.2, 1.5, 0.3), (t, 0.0, 0, 2.0)):
+    for tt, ls, gamma, scale in ((t, 0.0, 2.0, 1.0), (soft, 0.2, 1.5, 0.3), (t, 0.0, 0, 2.0), (t.to(dtype), 0.0, 2.0, 1.0),
+                                 (soft.half(), 0.1, 2.0, 1.0)):  # fmt: skip
         (la, ga), (lb, gb) = _both(fk.sigmoid_focal_loss, x, tt, gamma, scale, alpha=alpha, reduction=reduction,
                                    label_smoothing=ls)  # fmt: skip
         _same(la, lb)
@@ -96,6 +97,8 @@ def test_fast_path_is_taken_for_the_common_call_only():
         assert _fastpath.sigmoid_focal_loss(x, t, **{**sig, **change}) is None, change
     assert _fastpath.sigmoid_focal_loss(x, t.requires_grad_(), **sig) is None  # d(loss)/d(targets)
     assert _fastpath.sigmoid_focal_loss(x, t.detach() * 2, **sig) is None  # out of [0, 1]: the general path raises
+    assert _fastpath.sigmoid_focal_loss(x, t.detach().double(), **sig) is None  # float64 targets: checked as given
+    assert _fastpath.sigmoid_focal_loss(x, t.detach().bfloat16(), **sig) is not None
 
 
 def test_bad_labels_raise_the_validation_message():

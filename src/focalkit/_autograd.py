@@ -118,6 +118,10 @@ class FocalLossFunction(torch.autograd.Function):
         return (gx,) + none
 
 
+#: Logits up to this many elements are kept by :class:`ScalarLossFunction` as an attribute.
+_KEEP_AS_ATTRIBUTE = 1 << 16
+
+
 def _keep_input(ctx: Any, x: Tensor) -> None:
     ctx.x, ctx.x_version = x, x._version
 
@@ -185,10 +189,14 @@ class ScalarLossFunction(torch.autograd.Function):
         loss = f32(total) if den is None else f32(f32(total) / den)
         ctx.den = den
         ctx.recompute = recompute
-        ctx.save_for_backward(grad)
-        # x only serves a differentiable backward: held as an attribute, not a saved tensor (saving
-        # a leaf costs ~20 us per step at small sizes); its version is checked there instead
-        _keep_input(ctx, x)
+        if x.numel() <= _KEEP_AS_ATTRIBUTE:
+            # x only serves a differentiable backward: a small one is held as an attribute, not a
+            # saved tensor (saving a leaf costs ~20 us per step), its version checked there instead;
+            # a large one is saved, so that backward releases it (memory: one logits-sized tensor)
+            ctx.save_for_backward(grad)
+            _keep_input(ctx, x)
+        else:
+            ctx.save_for_backward(grad, x)
         # bfloat16: the float32 value rounded once, as out.to(x.dtype) of the general path
         return torch.scalar_tensor(loss, dtype=dtype)
 
@@ -196,9 +204,11 @@ class ScalarLossFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         if not ctx.needs_input_grad[0]:
             return (None,) * 6
-        (grad,) = ctx.saved_tensors
+        saved = ctx.saved_tensors
+        grad = saved[0]
         if torch.is_grad_enabled():  # create_graph=True: the gradient must be differentiable
-            return (_differentiable_grad(ctx.recompute(), _kept_input(ctx), grad_out),) + (None,) * 5
+            x = saved[1] if len(saved) > 1 else _kept_input(ctx)
+            return (_differentiable_grad(ctx.recompute(), x, grad_out),) + (None,) * 5
         g = grad_out.item()  # a 0-d CPU tensor (float32, or bfloat16: exact in float32): no device sync
         if ctx.den is not None:
             g = f32(g / ctx.den)

@@ -143,3 +143,18 @@ def test_no_grad_retain_graph_and_double_backward(dtype):
         xx.add_(1.0)  # the logits modified in place: a differentiable backward cannot use them
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         torch.autograd.grad(loss, xx, create_graph=True)
+
+
+def test_large_logits_are_saved_not_kept():
+    """Above the small size the logits are a saved tensor, released by backward (memory); the
+    differentiable backward still finds them."""
+    g = _gen(5)
+    x = torch.randn(300, 300, generator=g, requires_grad=True)
+    y = torch.randint(0, 300, (300,), generator=g)
+    loss = fk.softmax_focal_loss(x, y)
+    assert not hasattr(loss.grad_fn, "x")
+    (gx,) = torch.autograd.grad(loss, x, create_graph=True)
+    (ref,) = torch.autograd.grad(fk.softmax_focal_loss(x, y, gamma=np.float64(2.0)), x, create_graph=True)
+    _same(gx.detach(), ref.detach())
+    small = fk.softmax_focal_loss(x[:4, :5].detach().clone().requires_grad_(), y[:4] % 5)
+    assert small.grad_fn.x is not None

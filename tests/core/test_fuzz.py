@@ -71,7 +71,10 @@ class _ScaleGrad(torch.autograd.Function):
 
 
 def _gamma_off(f):
-    return lambda x, t, **kw: f(x, t, **{**kw, "gamma": kw["gamma"] * 1.01 + 0.01})
+    def g(x, t, **kw):  # the loss's exponent (gamma; ASL's gamma_neg; QFL's beta) a little off
+        name = next(k for k in ("gamma", "gamma_neg", "beta") if k in kw)
+        return f(x, t, **{**kw, name: kw[name] * 1.01 + 0.01})
+    return g
 
 
 def _nan_for_large(f):
@@ -122,15 +125,19 @@ def test_the_generator_reaches_every_corner_it_claims_and_is_deterministic() -> 
         seen["form"][c.target_form] += 1
         seen["api"][c.api.split(":")[0]] += 1
         seen["reduction"][kw["reduction"]] += 1
-        a = kw["alpha"]
-        seen["alpha"]["none" if a is None else "float" if isinstance(a, float) else "per-class"] += 1
+        if c.loss in ("sigmoid_focal", "softmax_focal"):
+            a = kw["alpha"]
+            seen["alpha"]["none" if a is None else "float" if isinstance(a, float) else "per-class"] += 1
         extra = seen["extra"]
         extra["weight"] += kw["weight"] is not None
         extra["normalizer"] += kw["normalizer"] is not None
         extra["ignore"] += c.kwargs["ignore_index"] not in (None, -100)
-        extra["smoothing"] += kw["label_smoothing"] > 0
-        extra["gamma>5"] += kw["gamma"] > 5
-        extra["gamma0"] += kw["gamma"] == 0
+        extra["smoothing"] += kw.get("label_smoothing", 0) > 0
+        extra["gamma>5"] += kw.get("gamma", 0) > 5
+        extra["gamma0"] += kw.get("gamma") == 0
+        extra["epsilon=-1"] += kw.get("epsilon") == -1.0
+        extra["asl clip 0, gamma_neg 0"] += kw.get("clip") == 0 and kw.get("gamma_neg") == 0
+        extra["vfl q 0 and 1"] += c.loss == "varifocal" and c.target_form in ("hard", "mask")
         extra["nonfinite"] += c.nonfinite is not None
         extra["1e4"] += bool(c.logits.numel()) and float(c.logits.double().abs().max()) >= 1e4
         extra["empty"] += c.logits.numel() == 0

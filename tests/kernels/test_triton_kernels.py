@@ -572,17 +572,30 @@ _AOT = textwrap.dedent(
 
     sig = dict(x_ptr="*fp32", t_ptr="*fp32", loss_ptr="*fp32", grad_ptr="*fp32", psum_ptr="*fp32",
                pcnt_ptr="*i32", numel="i32", C="i32", inner="i32", alpha="fp32", gamma="fp32",
-               ignore_f="fp32", ignore_i="i32", ls="fp32")
+               ignore_f="fp32", ignore_i="i32", ls="fp32", s_ptr="*fp32",
+               **{k: "fp32" for k in ("eps", "gneg", "clip", "th0", "th1", "th2", "th3",
+                                      "gv0", "gv1", "gv2", "gv3", "gv4")})
     base = dict(LABELS=False, HAS_IGNORE=False, HAS_ALPHA=True, SMOOTH=False, GAMMA_ZERO=False,
-                REDUCE=True, WRITE_GRAD=True, WIDE=False, BLOCK=2048)
+                REDUCE=True, WRITE_GRAD=True, WIDE=False, BLOCK=2048,
+                KIND=0, NTH=0, HAS_EPS=False, CLIP=False, IOU=True, SCORES=False)
     compile_(K.sigmoid_focal_kernel, sig, base, 8)
     compile_(K.sigmoid_focal_kernel, dict(sig, x_ptr="*bf16", grad_ptr="*bf16", t_ptr="*i64"),
              dict(base, LABELS=True, HAS_IGNORE=True, SMOOTH=True, REDUCE=False, WIDE=True), 8)
+    # the focal family: Poly-1 with a piecewise gamma, ASL, QFL, VFL with class indices and scores
+    compile_(K.sigmoid_focal_kernel, sig, dict(base, NTH=4, HAS_EPS=True), 8)
+    compile_(K.sigmoid_focal_kernel, sig, dict(base, GAMMA_ZERO=True, HAS_EPS=True), 8)
+    compile_(K.sigmoid_focal_kernel, sig, dict(base, KIND=1, HAS_ALPHA=False, CLIP=True), 8)
+    compile_(K.sigmoid_focal_kernel, sig, dict(base, KIND=1, HAS_ALPHA=False), 8)
+    compile_(K.sigmoid_focal_kernel, sig, dict(base, KIND=2, HAS_ALPHA=False), 8)
+    compile_(K.sigmoid_focal_kernel, dict(sig, t_ptr="*i64"),
+             dict(base, KIND=3, LABELS=True, SCORES=True, IOU=False), 8)
     sig = dict(x_ptr="*fp16", y_ptr="*i64", alpha_ptr="*fp32", loss_ptr="*fp32", grad_ptr="*fp16",
                psum_ptr="*fp32", pcnt_ptr="*i32", P="i32", C="i32", inner="i32", n_sblocks="i32",
-               gamma="fp32", ignore_i="i32", ls="fp32")
+               gamma="fp32", ignore_i="i32", ls="fp32",
+               **{k: "fp32" for k in ("eps", "th0", "th1", "th2", "th3", "gv0", "gv1", "gv2", "gv3", "gv4")})
     base = dict(ROWS=False, HAS_ALPHA=True, SMOOTH=True, SOFT=False, FULL=True, GAMMA_ZERO=False,
-                REDUCE=True, WRITE_GRAD=True, SINGLE=True, WIDE=False, BLOCK_P=128, BLOCK_C=32)
+                REDUCE=True, WRITE_GRAD=True, SINGLE=True, WIDE=False, BLOCK_P=128, BLOCK_C=32,
+                NTH=0, HAS_EPS=False)
     compile_(K.softmax_focal_kernel, sig, base, 8)
     compile_(K.softmax_focal_kernel, dict(sig, x_ptr="*fp32", grad_ptr="*fp32"),
              dict(base, ROWS=True, SINGLE=False, SMOOTH=False, FULL=False, BLOCK_P=4, BLOCK_C=1024), 8)
@@ -590,6 +603,14 @@ _AOT = textwrap.dedent(
     compile_(K.softmax_focal_kernel, dict(sig, y_ptr="*fp32"), dict(base, SOFT=True, SMOOTH=False), 8)
     compile_(K.softmax_focal_kernel, dict(sig, x_ptr="*bf16", grad_ptr="*bf16", y_ptr="*bf16"),
              dict(base, ROWS=True, SOFT=True, SINGLE=False, BLOCK_P=4, BLOCK_C=1024), 8)
+    # the focal family: Poly-1 and a piecewise gamma, full distribution (one chunk, chunked) and hard
+    compile_(K.softmax_focal_kernel, sig, dict(base, NTH=2, HAS_EPS=True), 8)
+    compile_(K.softmax_focal_kernel, dict(sig, y_ptr="*fp32"),
+             dict(base, ROWS=True, SOFT=True, SINGLE=False, NTH=1, HAS_EPS=True, BLOCK_P=4, BLOCK_C=1024), 8)
+    compile_(K.softmax_focal_kernel, dict(sig, x_ptr="*fp32", grad_ptr="*fp32"),
+             dict(base, ROWS=True, SINGLE=False, SMOOTH=False, FULL=False, NTH=4, HAS_EPS=True,
+                  BLOCK_P=4, BLOCK_C=1024), 8)
+    compile_(K.softmax_focal_kernel, sig, dict(base, SMOOTH=False, FULL=False, GAMMA_ZERO=True, HAS_EPS=True), 8)
     # On a GPU the launches go through torch.library.wrap_triton (for triton_op / torch.compile).
     w = kt._launcher(K.softmax_focal_kernel)
     assert getattr(w, "kernel", w) is K.softmax_focal_kernel

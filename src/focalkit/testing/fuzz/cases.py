@@ -498,6 +498,8 @@ def draw_case(
     kwargs["label_smoothing"] = float(_pick(rng, [0.0, float(rng.uniform(0, 1)), 1.0], [14, 5, 1]))
     kwargs["validate_args"] = bool(rng.random() < 0.85)
     kwargs.update(spec.extra(rng) if spec.extra is not None else {})
+    for k in getattr(spec, "drop", ()):  # base arguments this loss does not take (alpha, label_smoothing)
+        kwargs.pop(k, None)
 
     form = d["form"]
     targets = d["targets"]
@@ -510,9 +512,9 @@ def draw_case(
     x, nonfinite = _nonfinite(rng, d["x"], live, spec.family)
     if nonfinite is not None:  # nothing that could legitimately hide it: no zero weights
         kwargs["weight"] = None
-        if isinstance(kwargs["alpha"], float):
+        if isinstance(kwargs.get("alpha"), float):
             kwargs["alpha"] = min(max(kwargs["alpha"], 0.05), 0.95)
-        elif kwargs["alpha"] is not None:
+        elif kwargs.get("alpha") is not None:
             kwargs["alpha"] = None
         layout, axis = _pick(rng, ["contiguous", "strided"] if x.dim() else ["contiguous"]), -1
     else:
@@ -524,7 +526,7 @@ def draw_case(
         api = "focal:binary"  # float/bool labels without the class dimension
     at_call = api != "function" and bool(rng.random() < 0.5)
     ref_kwargs: dict[str, Any] = {}
-    if api != "function" and isinstance(kwargs["alpha"], list):
+    if api != "function" and isinstance(kwargs.get("alpha"), list):
         # a module keeps a list alpha as a buffer in the default dtype
         ref_kwargs["alpha"] = torch.tensor(kwargs["alpha"], dtype=torch.get_default_dtype())
     ref_targets = targets.unsqueeze(1) if form == "squeezed" else None

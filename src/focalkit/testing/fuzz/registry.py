@@ -17,7 +17,7 @@ drawn ``epsilon``)::
 Example:
     >>> from focalkit.testing.fuzz import LOSSES
     >>> sorted(LOSSES)
-    ['poly1_sigmoid', 'poly1_softmax', 'sigmoid_focal', 'softmax_focal']
+    ['asymmetric', 'poly1_sigmoid', 'poly1_softmax', 'quality_focal', 'sigmoid_focal', 'softmax_focal', 'varifocal']
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 import focalkit as fk
-from focalkit.testing import reference
+from focalkit.testing import reference, reference_family
 
 __all__ = ["LOSSES", "LossSpec", "draw_epsilon", "register"]
 
@@ -52,6 +52,8 @@ class LossSpec:
             predictions included (log-sigmoid is exact in both tails): its loss is then compared
             relative to itself, without the floor of a few roundoffs of the natural scale that a
             log-softmax needs (see :func:`focalkit.testing.fuzz.check.natural_scale`).
+        drop: the base generator's arguments the loss does not take (the asymmetric and quality
+            losses have no ``alpha``; the family's sigmoid losses no ``label_smoothing``).
     """
 
     name: str
@@ -63,6 +65,7 @@ class LossSpec:
     extra: Callable[[np.random.Generator], dict[str, Any]] | None = None
     focal_modes: Callable[[str, tuple[int, ...]], tuple[str, ...]] | None = None
     exact_tails: bool = False
+    drop: tuple[str, ...] = ()
 
 
 def _sigmoid_modes(form: str, shape: tuple[int, ...]) -> tuple[str, ...]:
@@ -123,4 +126,43 @@ register(LossSpec(
     function=fk.softmax_focal_loss, module=fk.SoftmaxFocalLoss,
     reference=reference.softmax_focal_loss, reference_grad=reference.softmax_focal_grad,
     extra=draw_epsilon, focal_modes=_softmax_modes,
+))  # fmt: skip
+
+
+# The family's sigmoid losses. Their draws avoid the kinks where the loss is not differentiable (the
+# finite-difference reference gradient would straddle them): ASL's p = clip when gamma_neg < 2 (so
+# clip > 0 only with gamma_neg >= 2) and QFL's p = t for beta < 2 (so beta is 0 or >= 2). Exponents
+# below 1, clip 0 and gamma_neg 0 are in tests/core/test_family_common.py.
+def _draw_asl(rng: np.random.Generator) -> dict[str, Any]:
+    shifted = bool(rng.random() < 0.5)
+    return {
+        "gamma_pos": float(rng.choice([0.0, float(rng.uniform(0.0, 4.0))])),
+        "gamma_neg": float(rng.uniform(2.0, 6.0)) if shifted else float(rng.choice([0.0, float(rng.uniform(0.0, 6.0))])),
+        "clip": float(rng.uniform(0.0, 0.2)) if shifted else 0.0,
+    }
+
+
+def _draw_qfl(rng: np.random.Generator) -> dict[str, Any]:
+    return {"beta": float(rng.choice([0.0, 2.0, float(rng.uniform(2.0, 4.0))]))}
+
+
+def _draw_vfl(rng: np.random.Generator) -> dict[str, Any]:
+    return {"alpha": float(rng.uniform(0.0, 1.0)), "gamma": float(rng.choice([0.0, 2.0, float(rng.uniform(0.0, 4.0))])),
+            "iou_weighted": bool(rng.random() < 0.7)}
+
+
+register(LossSpec(
+    name="asymmetric", family="sigmoid", function=fk.asymmetric_loss, module=fk.AsymmetricLoss,
+    reference=reference_family.asymmetric_loss, reference_grad=reference_family.asymmetric_grad,
+    extra=_draw_asl, drop=("alpha", "gamma", "label_smoothing"),
+))  # fmt: skip
+register(LossSpec(
+    name="quality_focal", family="sigmoid", function=fk.quality_focal_loss, module=fk.QualityFocalLoss,
+    reference=reference_family.quality_focal_loss, reference_grad=reference_family.quality_focal_grad,
+    extra=_draw_qfl, drop=("alpha", "gamma", "label_smoothing"),
+))  # fmt: skip
+register(LossSpec(
+    name="varifocal", family="sigmoid", function=fk.varifocal_loss, module=fk.VarifocalLoss,
+    reference=reference_family.varifocal_loss, reference_grad=reference_family.varifocal_grad,
+    extra=_draw_vfl, drop=("label_smoothing",),
 ))  # fmt: skip

@@ -374,7 +374,10 @@ _SCRIPT = textwrap.dedent('''
         while time.time() < end and len({ln.split()[0] for ln in open(LOG)}) < int(sys.argv[5]):
             time.sleep(0.05)
         hold = sys.argv[6] if len(sys.argv) > 6 else ""
-        if hold and os.path.exists(hold):  # the test holds this trial mid-way, then kills us
+        calls = sum(1 for ln in open(LOG) if not ln.rstrip().endswith("HELD"))
+        # the test holds the trial mid-way (the 2nd fold of the 4th trial, when a hold file exists
+        # from the start), then kills us: no polling race with a fast run on a loaded machine
+        if hold and os.path.exists(hold) and calls >= 8:
             with open(LOG, "a") as f:
                 f.write(f"{os.getpid()} HELD\\n")
             cancel.sleep(120)  # a long training loop that stops when asked (cancel.check())
@@ -425,24 +428,12 @@ def test_interrupt_mid_trial_then_resume_loses_nothing(tmp_path: Path, how: str)
     url, log, script = f"sqlite:///{tmp_path / 't.db'}", tmp_path / "log", _script(tmp_path)
     n = 7
     hold = tmp_path / "hold"
-    proc = _run(script, url, n, log, 0.25, hold=hold)
+    hold.touch()  # the 8th objective call (trial 4's 2nd fold) blocks until the signal
+    proc = _run(script, url, n, log, 0.05, hold=hold)
     S = optuna.trial.TrialState
-
-    def running_after_some_complete() -> bool:
-        if not log.exists():  # the study exists once a trial runs (reading earlier could race
-            return False      # the script's creation of the tables)
-        try:
-            ts = _states(url, "s")
-        except Exception:
-            return False
-        done = sum(t.state == S.COMPLETE for t in ts)
-        running = [t for t in ts if t.state == S.RUNNING and "gamma" in t.params]
-        return done >= 3 and bool(running)
-
-    _wait_for(running_after_some_complete, proc=proc)
-    hold.touch()  # the next objective call blocks: the trial cannot finish before the signal
-    _wait_for(lambda: "HELD" in log.read_text(), proc=proc)
+    _wait_for(lambda: log.exists() and "HELD" in log.read_text(), proc=proc)
     (killed,) = [t for t in _states(url, "s") if t.state == S.RUNNING]
+    assert "gamma" in killed.params and sum(t.state == S.COMPLETE for t in _states(url, "s")) >= 3
     proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
     proc.communicate(timeout=30)
     before = _states(url, "s")

@@ -16,12 +16,22 @@ non-ignored entries:
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
-__all__ = ["FocalLossFunction", "denominator", "reduce_loss"]
+__all__ = ["FocalLossFunction", "ScalarLossFunction", "denominator", "f32", "reduce_loss"]
+
+
+def f32(v: float) -> float:
+    """``v`` rounded to float32 (inf beyond float32's range), as a Python float.
+
+    A float32 operation on float32 operands equals the float64 one rounded once to float32 (for
+    +, -, *, /), so Python floats reproduce the float32 tensor arithmetic of the reduction bit for bit.
+    """
+    return ctypes.c_float(v).value
 
 
 def denominator(count: Tensor, reduction: str, normalizer: Any, like: Tensor) -> Tensor | float | None:
@@ -108,6 +118,27 @@ class FocalLossFunction(torch.autograd.Function):
         return (gx,) + none
 
 
+#: Logits up to this many elements are kept by :class:`ScalarLossFunction` as an attribute.
+_KEEP_AS_ATTRIBUTE = 1 << 16
+
+
+def _keep_input(ctx: Any, x: Tensor) -> None:
+    ctx.x, ctx.x_version = x, x._version
+
+
+def _kept_input(ctx: Any) -> Tensor:
+    """The input kept by :func:`_keep_input`; an error if it was modified in place since (as a
+    saved tensor would give)."""
+    x = ctx.x
+    if x._version != ctx.x_version:
+        raise RuntimeError(
+            "one of the variables needed for gradient computation has been modified by an inplace "
+            f"operation: the logits of focalkit's loss are at version {x._version}; expected version "
+            f"{ctx.x_version}. A differentiable backward (create_graph=True) recomputes the loss from them."
+        )
+    return x
+
+
 def _differentiable_grad(recompute: Callable[[Tensor], Tensor], x: Tensor, grad_out: Tensor) -> Tensor:
     """d loss/dx as a differentiable function of x (and of grad_out), through the composed path."""
     with torch.enable_grad():
@@ -135,3 +166,50 @@ def _scale_saved_grad(ctx: Any, grad: Tensor, g: Tensor) -> Tensor:
         ctx.applied = f
         return grad
     return grad * (f / prev)
+
+
+class ScalarLossFunction(torch.autograd.Function):
+    """:class:`FocalLossFunction` for a kernel already run: a reduced CPU loss held as Python numbers.
+
+    ``apply(x, total, den, grad, recompute, dtype)``: ``total`` is the kernel's float64 sum, ``den``
+    the float32 denominator as a Python float (or None), ``grad`` the saved gradient d(sum)/dx in
+    x's dtype; ``recompute()`` returns the ``recompute`` callable of :class:`FocalLossFunction`,
+    built only if a differentiable backward needs it; ``dtype`` that of the returned loss (float32,
+    or bfloat16 for bfloat16 logits: no separate conversion node). Same values as :class:`FocalLossFunction` with
+    ``reduce`` on CPU (the float32 rounding of ``total / den`` and of ``grad_out / den`` is done on
+    Python floats, see :func:`f32`), with no 0-d tensor operations: the eager fast path of the
+    losses on small tensors, where those operations are most of the time.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, total: float, den: float | None, grad: Tensor, recompute: Callable[[], Any],
+        dtype: torch.dtype,
+    ) -> Tensor:
+        loss = f32(total) if den is None else f32(f32(total) / den)
+        ctx.den = den
+        ctx.recompute = recompute
+        if x.numel() <= _KEEP_AS_ATTRIBUTE:
+            # x only serves a differentiable backward: a small one is held as an attribute, not a
+            # saved tensor (saving a leaf costs ~20 us per step), its version checked there instead;
+            # a large one is saved, so that backward releases it (memory: one logits-sized tensor)
+            ctx.save_for_backward(grad)
+            _keep_input(ctx, x)
+        else:
+            ctx.save_for_backward(grad, x)
+        # bfloat16: the float32 value rounded once, as out.to(x.dtype) of the general path
+        return torch.scalar_tensor(loss, dtype=dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        if not ctx.needs_input_grad[0]:
+            return (None,) * 6
+        saved = ctx.saved_tensors
+        grad = saved[0]
+        if torch.is_grad_enabled():  # create_graph=True: the gradient must be differentiable
+            x = saved[1] if len(saved) > 1 else _kept_input(ctx)
+            return (_differentiable_grad(ctx.recompute(), x, grad_out),) + (None,) * 5
+        g = grad_out.item()  # a 0-d CPU tensor (float32, or bfloat16: exact in float32): no device sync
+        if ctx.den is not None:
+            g = f32(g / ctx.den)
+        return (_scale_saved_grad(ctx, grad, g),) + (None,) * 5

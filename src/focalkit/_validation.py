@@ -347,6 +347,31 @@ def check_softmax_alpha(alpha: Any, num_classes: int, validate_args: bool) -> Te
     return a_t
 
 
+def small_range(t: Tensor, ignore_index: int | None) -> tuple[float, ...] | None:
+    """``(min, max)`` of a small CPU tensor with ``ignore_index`` left out, read with NumPy.
+
+    ``()`` when nothing is left; None when ``t`` is not a small CPU tensor NumPy can read (then
+    :func:`_check_range` uses torch ops). A NaN anywhere gives NaN bounds. NumPy on the tensor's
+    memory costs a few microseconds where the torch ops cost tens: per-call overhead matters for
+    small classification batches. Not for use under ``torch.compile``.
+    """
+    if not (t.device.type == "cpu" and t.numel() <= _SMALL and t.dtype in _NUMPY_OK):
+        return None
+    try:  # tensors without storage (functorch wrappers, tracers) take the torch path
+        a = t.detach().numpy()
+    except (RuntimeError, TypeError):
+        return None
+    if a.size == 0:
+        return ()
+    lo, hi = float(a.min()), float(a.max())
+    if ignore_index is not None and (lo == ignore_index or hi == ignore_index):
+        a = a[a != ignore_index]  # the ignored value is an extreme: look again without it
+        if a.size == 0:
+            return ()
+        lo, hi = float(a.min()), float(a.max())
+    return lo, hi
+
+
 def _check_range(
     t: Tensor, lo_ok: float, hi_ok: float, ignore_index: int | None, message: Any
 ) -> None:
@@ -354,25 +379,10 @@ def _check_range(
 
     ``message(lo, hi)`` builds the error text from the observed range (None, None under compile).
     """
-    a = None
-    if torch.compiler.is_compiling():
-        pass
-    elif t.device.type == "cpu" and t.numel() <= _SMALL and t.dtype in _NUMPY_OK:
-        # Small CPU tensors: NumPy on the same memory costs a few microseconds, where the torch ops
-        # below cost tens (per-call overhead matters for small classification batches). Tensors
-        # without storage (functorch wrappers, tracers) take the torch path.
-        try:
-            a = t.detach().numpy()
-        except (RuntimeError, TypeError):
-            a = None
-    if a is not None:
-        if ignore_index is not None:
-            a = a[a != ignore_index]
-        if a.size == 0:
-            return
-        lo_f, hi_f = float(a.min()), float(a.max())
-        if not (lo_f >= lo_ok and hi_f <= hi_ok):
-            raise ValueError(message(lo_f, hi_f))
+    r = None if torch.compiler.is_compiling() else small_range(t, ignore_index)
+    if r is not None:
+        if r and not (r[0] >= lo_ok and r[1] <= hi_ok):
+            raise ValueError(message(*r))
         return
     if ignore_index is not None:
         t = torch.where(t == ignore_index, torch.zeros((), dtype=t.dtype, device=t.device), t)

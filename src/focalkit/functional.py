@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from focalkit import _validation as V, backends
+from focalkit import _fastpath, _validation as V, backends
 from focalkit._autograd import FocalLossFunction, reduce_loss
 from focalkit._torch_compat import transforms_active
 from focalkit.backends import closed_form, composed
@@ -166,6 +166,12 @@ def sigmoid_focal_loss(
         >>> fk.sigmoid_focal_loss(logits, torch.tensor([0, 2]), gamma=fk.FLSD53, epsilon=1.0)
         tensor(0.0841)
     """
+    out = _fastpath.sigmoid_focal_loss(
+        logits, targets, alpha, gamma, reduction, weight, normalizer, ignore_index, label_smoothing,
+        validate_args, label_smoothing_mode, epsilon, _composed_loss,
+    )  # fmt: skip
+    if out is not None:  # the common call on CPU, same checks and values (focalkit._fastpath)
+        return out
     V.check_logits(logits)
     targets = V.check_targets_type(targets)
     V.check_reduction(reduction)
@@ -262,6 +268,12 @@ def softmax_focal_loss(
         >>> fk.softmax_focal_loss(logits, torch.tensor([0, 2]), gamma=0.0, epsilon=1.0)  # Poly-1 CE
         tensor(1.3328)
     """
+    out = _fastpath.softmax_focal_loss(
+        logits, targets, alpha, gamma, reduction, weight, normalizer, ignore_index, label_smoothing,
+        epsilon, _composed_loss,
+    )  # fmt: skip
+    if out is not None:  # the common call on CPU, same checks and values (focalkit._fastpath)
+        return out
     V.check_logits(logits)
     targets = V.check_targets_type(targets)
     V.check_reduction(reduction)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from focalkit._torch_compat import mark_trace_constant, storage_use_count
+from focalkit._torch_compat import direct_apply, mark_trace_constant, storage_use_count
 
 
 def test_storage_use_count_counts_owners_of_the_storage():
@@ -34,3 +34,46 @@ def test_mark_trace_constant_is_read_by_torch_compile():
     f(x)
     assert getattr(setting, "_dynamo_marked_constant", False)
     assert len(calls) == 1  # called once, at trace time, and baked into the graph
+
+
+class _Double(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, k):  # type: ignore[override]
+        ctx.k = k
+        return x * k
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        return g * ctx.k, None
+
+
+def test_direct_apply_is_function_apply_without_its_python_layer():
+    x = torch.randn(5, requires_grad=True)
+    apply = direct_apply(_Double)
+    out = apply(x, 3.0)
+    assert type(out.grad_fn).__name__ == "_DoubleBackward"
+    torch.testing.assert_close(out, _Double.apply(x, 3.0))
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, torch.full((5,), 3.0))
+    with torch.no_grad():
+        assert apply(x, 2.0).grad_fn is None
+    # a tensor that escaped torch.func.grad: the same result as Function.apply
+    escaped = []
+    torch.func.grad(lambda r: escaped.append(r) or r.sum())(torch.ones(3))
+    torch.testing.assert_close(apply(escaped[0], 2.0), _Double.apply(escaped[0], 2.0))
+
+
+def test_direct_apply_refuses_setup_context_functions():
+    class WithSetup(torch.autograd.Function):
+        @staticmethod
+        def forward(x):  # type: ignore[override]
+            return x * 2
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            pass
+
+    import pytest
+
+    with pytest.raises(TypeError, match="setup_context"):
+        direct_apply(WithSetup)

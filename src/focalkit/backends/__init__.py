@@ -47,6 +47,8 @@ import importlib
 import importlib.util
 from typing import Any, Iterator
 
+import torch
+
 from focalkit._torch_compat import mark_trace_constant
 from focalkit.backends import closed_form
 from focalkit.backends.registry import (
@@ -56,6 +58,7 @@ from focalkit.backends.registry import (
     get_registered,
     register_backend,
     registered_names,
+    registry_version,
 )
 
 __all__ = [
@@ -146,12 +149,38 @@ def _current_name() -> str:
     return _current.get()
 
 
+#: resolve()'s answers for CPU calls, per (backend name, CallInfo); forgotten when a backend is registered.
+_resolved: dict[tuple[str, CallInfo], Backend | None] = {}
+_resolved_version = [-1]
+
+
 def resolve(info: CallInfo) -> Backend | None:
     """The backend that computes a call: None means the composed ``"reference"`` path.
 
-    Under ``torch.compile`` the backend in force is read once, when the graph is traced.
+    Under ``torch.compile`` the backend in force is read once, when the graph is traced. The
+    answers of ``"auto"`` and ``"fused"`` for CPU tensors are cached per (name, ``info``) when the
+    ``"fused"`` backend says they depend on the call alone (``Backend.cpu_answers_fixed``, true of
+    focalkit's own); registering a backend clears the cache.
     """
     name = _current_name()
+    if not (name in ("auto", "fused") and info.device.type == "cpu") or torch.compiler.is_compiling():
+        return _resolve(name, info)
+    if _resolved_version[0] != registry_version():
+        _resolved.clear()
+        _resolved_version[0] = registry_version()
+    key = (name, info)
+    try:
+        return _resolved[key]
+    except KeyError:
+        pass
+    backend = _resolve(name, info)
+    fused = get_registered("fused")
+    if fused is not None and fused.cpu_answers_fixed and len(_resolved) < 4096:
+        _resolved[key] = backend
+    return backend
+
+
+def _resolve(name: str, info: CallInfo) -> Backend | None:
     if name == "reference":
         return None
     if name == "eager":

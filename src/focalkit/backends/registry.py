@@ -119,7 +119,9 @@ class Backend:
 
     ``sigmoid_focal_fwd`` / ``softmax_focal_fwd`` follow the kernel contract;
     ``supports(info)`` says whether the backend handles a call; ``is_available()`` whether it can
-    run on this machine at all; ``accepts_weight`` whether the kernels take a ``weight`` argument.
+    run on this machine at all; ``accepts_weight`` whether the kernels take a ``weight`` argument;
+    ``cpu_answers_fixed`` that for CPU calls ``is_available()`` and ``supports(info)`` depend on
+    ``info`` alone (not on the environment or on state that changes), so the dispatcher may cache them.
     """
 
     name: str
@@ -128,6 +130,7 @@ class Backend:
     supports: Callable[[CallInfo], bool] = field(default=_always)
     is_available: Callable[[], bool] = field(default=_true)
     accepts_weight: bool = False
+    cpu_answers_fixed: bool = False
 
     def accepts(self, info: CallInfo) -> bool:
         """Whether this backend computes the call described by ``info``."""
@@ -135,6 +138,8 @@ class Backend:
 
 
 _REGISTRY: dict[str, Backend] = {}
+#: Bumped on every registration, so that caches of dispatch decisions know when to forget them.
+_version = [0]
 
 
 def register_backend(backend: Backend) -> None:
@@ -144,11 +149,17 @@ def register_backend(backend: Backend) -> None:
     if backend.name in BUILTIN_NAMES:
         raise ValueError(f"the backend name {backend.name!r} is built in and cannot be replaced")
     _REGISTRY[backend.name] = backend
+    _version[0] += 1
 
 
 def get_registered(name: str) -> Backend | None:
     """The registered backend called ``name``, or None."""
     return _REGISTRY.get(name)
+
+
+def registry_version() -> int:
+    """A number that changes whenever a backend is registered (for caches of dispatch decisions)."""
+    return _version[0]
 
 
 def registered_names() -> list[str]:

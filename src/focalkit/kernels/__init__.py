@@ -172,13 +172,17 @@ for _fn in (triton_available, _cuda_triton_available, fused_available, cpu.avail
     mark_trace_constant(_fn)
 
 
+#: The ``"fused"`` backend (the eager fast path of the losses, ``focalkit._fastpath``, calls the C
+#: kernel directly when the dispatcher answers with this one).
+#: Its CPU answers depend on the call alone (the C kernel is loaded once), so the dispatcher caches them.
+FUSED = Backend(
+    "fused", _fused_sigmoid, _fused_softmax, supports=_fused_supports, is_available=fused_available,
+    cpu_answers_fixed=True,
+)  # fmt: skip
+
+
 def _register() -> None:
-    register_backend(
-        Backend(
-            "fused", _fused_sigmoid, _fused_softmax,
-            supports=_fused_supports, is_available=fused_available,
-        )
-    )  # fmt: skip
+    register_backend(FUSED)
     register_backend(
         Backend(
             "triton", _triton_sigmoid, _triton_softmax,

@@ -56,7 +56,15 @@ from torch import Tensor
 
 from focalkit._torch_compat import storage_use_count
 
-__all__ = ["available", "isa", "load_error", "load_library", "sigmoid_focal_fwd", "softmax_focal_fwd"]
+__all__ = [
+    "BadLabelsError",
+    "available",
+    "isa",
+    "load_error",
+    "load_library",
+    "sigmoid_focal_fwd",
+    "softmax_focal_fwd",
+]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _FLOAT_CODES = {torch.float32: 0, torch.bfloat16: 1}
@@ -70,7 +78,7 @@ _load_error: str | None = None
 _loaded = False
 _lock = threading.Lock()
 
-_vp, _i64p = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)
+_vp, _i64p, _byref = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64), ctypes.byref
 _f, _i, _i64, _d = ctypes.c_float, ctypes.c_int, ctypes.c_int64, ctypes.c_double
 #: Most thresholds of a piecewise gamma the kernel takes (``FK_MAX_TH``; more run on the eager path).
 MAX_THRESHOLDS = 4
@@ -272,6 +280,9 @@ class _BufferPool:
     saved it and any ``.grad`` that adopted it are gone), so a steady training loop allocates none.
     """
 
+    #: Buffers below this many bytes come from malloc, whose own cache is fine for them.
+    small = 1 << 20
+
     def __init__(self, size: int = 4) -> None:
         self.size = size
         self.buffers: list[Tensor] = []
@@ -287,8 +298,8 @@ class _BufferPool:
         numel = 1
         for s in shape:
             numel *= int(s)
-        nbytes = numel * torch.empty((), dtype=dtype).element_size()
-        if nbytes < (1 << 20):  # small: malloc's own cache is fine
+        nbytes = numel * dtype.itemsize
+        if nbytes < self.small:
             return torch.empty(shape, dtype=dtype)
         with self.lock:
             for i, buf in enumerate(self.buffers):
@@ -315,9 +326,11 @@ def _nthreads() -> int:
 
 
 def _prep_x(x: Tensor) -> tuple[Tensor, int]:
+    if x.dtype is torch.float32 and x.is_cpu and x.is_contiguous():  # the common case, no copy
+        return x, 0
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.device.type != "cpu":
+    if not x.is_cpu:
         raise ValueError(f"the CPU kernel needs CPU tensors, x is on {x.device}")
     if x.dtype == torch.float16:
         x = x.float()
@@ -337,13 +350,31 @@ def _labels_int64(targets: Tensor, ignore_index: int | None) -> Tensor:
         raise TypeError(f"targets must be an integer tensor of class indices, got {targets.dtype}")
     if ignore_index is not None and not _INT64[0] <= int(ignore_index) <= _INT64[1]:
         raise ValueError(f"ignore_index must fit in int64 (the labels' type), got {ignore_index}")
-    return targets.to(torch.int64).contiguous()
+    if targets.dtype != torch.int64:
+        targets = targets.to(torch.int64)
+    return targets.contiguous()
+
+
+def _grad_buffer(xc: Tensor) -> Tensor:
+    """A gradient buffer of the contiguous ``xc``'s shape and dtype (from the pool when large)."""
+    if xc.nbytes < _pool.small:
+        return torch.empty_like(xc, memory_format=torch.contiguous_format)
+    return _pool.get(xc.shape, xc.dtype)
+
+
+class BadLabelsError(ValueError):
+    """Class indices outside the valid range, found by the kernel itself (a ``ValueError``).
+
+    The kernel counts them in the pass that computes the loss, so a caller may skip its own
+    host-side range check and, on this error, run that check for its own message (the loss
+    functions do: the message is the one of ``validate_args``).
+    """
 
 
 def _raise_bad_labels(nbad: int, hi: int, ignore_index: int | None, what: str) -> None:
     if nbad:
         ign = "" if ignore_index is None else f" and not ignore_index={ignore_index}"
-        raise ValueError(f"targets: {nbad} class index(es) outside [0, {hi}]{ign} ({what})")
+        raise BadLabelsError(f"targets: {nbad} class index(es) outside [0, {hi}]{ign} ({what})")
 
 
 def _require() -> Any:
@@ -366,7 +397,8 @@ def sigmoid_focal_fwd(
     compute_grad: bool,
     variant: Any = None,
     scores: Tensor | None = None,
-) -> tuple[Tensor, Tensor, Tensor | None]:
+    scalars: bool = False,
+) -> tuple[Any, Any, Tensor | None]:
     """Sigmoid focal loss, its element count and its gradient in one OpenMP pass.
 
     Args:
@@ -385,9 +417,13 @@ def sigmoid_focal_fwd(
             for the plain focal loss; ``_focal_cpu_family.h`` has the math of each kind.
         scores: ``labels=True`` only: the float target value of each position's labelled class
             (shape of ``targets``; quality / varifocal scores), instead of 1.
+        scalars: with ``reduce``, return the sum as a Python float (float64, not yet rounded to
+            float32) and the count as a Python int instead of two 0-d tensors (the losses' eager
+            path: two tensor allocations fewer per call).
 
     Returns:
         ``(loss, count, grad)``: see ``focalkit.backends``; count = non-ignored elements (int64).
+        Labels out of range raise :class:`BadLabelsError` (a ``ValueError``).
     """
     lib = _require()
     xc, code = _prep_x(x)
@@ -398,7 +434,7 @@ def sigmoid_focal_fwd(
     has_alpha = alpha is not None
     a = float(alpha) if has_alpha else 0.0  # type: ignore[arg-type]
     loss_buf = None if reduce else torch.empty(xc.shape, dtype=torch.float32)
-    grad = _pool.get(xc.shape, xc.dtype) if compute_grad else None
+    grad = _grad_buffer(xc) if compute_grad else None
     count = ctypes.c_int64(0)
     if labels:
         if xc.dim() < 2:
@@ -442,9 +478,11 @@ def sigmoid_focal_fwd(
             total = lib.fk_sigmoid_dense(*args)
         else:
             total = lib.fk_sigmoid_dense_family(*args, ctypes.byref(fam))
-    loss = torch.tensor(total, dtype=torch.float32) if reduce else loss_buf
+    if scalars and reduce:
+        return total, count.value, grad
+    loss = torch.scalar_tensor(total, dtype=torch.float32) if reduce else loss_buf
     assert loss is not None
-    return loss, torch.tensor(count.value, dtype=torch.int64), grad
+    return loss, torch.scalar_tensor(count.value, dtype=torch.int64), grad
 
 
 def softmax_focal_fwd(
@@ -458,7 +496,8 @@ def softmax_focal_fwd(
     reduce: bool,
     compute_grad: bool,
     variant: Any = None,
-) -> tuple[Tensor, Tensor, Tensor | None]:
+    scalars: bool = False,
+) -> tuple[Any, Any, Tensor | None]:
     """Softmax focal loss over dimension 1, its position count and its gradient in one pass.
 
     Args:
@@ -473,7 +512,7 @@ def softmax_focal_fwd(
         alpha: None or (C,) non-negative class weights. gamma: >= 0, or a
             :class:`focalkit.PiecewiseGamma` (at p_c per class, at p_t for the Poly-1 term).
         label_smoothing: as ``F.cross_entropy``: t -> (1 - ls) t + ls / C (t one-hot for labels).
-        reduce / compute_grad: as :func:`sigmoid_focal_fwd`.
+        reduce / compute_grad / scalars: as :func:`sigmoid_focal_fwd`.
         variant: None (plain) or a Variant of kind ``"focal"``: its ``epsilon`` adds the Poly-1
             term eps (1 - p_t)^(g_t + 1), p_t = sum_c t_c p_c, per position.
 
@@ -499,7 +538,7 @@ def softmax_focal_fwd(
             )
         tcode = 1 if targets.dtype == torch.bfloat16 else 0
         y = targets.contiguous() if tcode else targets.to(torch.float32).contiguous()
-    elif tuple(targets.shape) != tuple(pos_shape):
+    elif targets.shape != pos_shape:
         raise ValueError(f"targets must have shape {tuple(pos_shape)}, got {tuple(targets.shape)}")
     else:
         y = _labels_int64(targets, ignore_index)
@@ -509,9 +548,9 @@ def softmax_focal_fwd(
         if a.shape != (c,):
             raise ValueError(f"alpha must have shape ({c},), got {tuple(a.shape)}")
     loss_buf = None if reduce else torch.empty(pos_shape, dtype=torch.float32)
-    grad = _pool.get(xc.shape, xc.dtype) if compute_grad else None
-    count, nbad = ctypes.c_int64(0), ctypes.c_int64(0)
-    tail = () if fam is None else (ctypes.byref(fam),)
+    grad = _grad_buffer(xc) if compute_grad else None
+    count, nbad = _i64(0), _i64(0)
+    tail = () if fam is None else (_byref(fam),)
     if n * c * inner > 0 and soft:
         total = (lib.fk_softmax_soft if fam is None else lib.fk_softmax_soft_family)(
             xc.data_ptr(), code, y.data_ptr(), tcode, n, c, inner, _ptr(a), gamma,
@@ -531,6 +570,8 @@ def softmax_focal_fwd(
         if loss_buf is not None:
             loss_buf.zero_()
     _raise_bad_labels(nbad.value, c - 1, ignore_index, f"{c} classes")
-    loss = torch.tensor(total, dtype=torch.float32) if reduce else loss_buf
+    if scalars and reduce:
+        return total, count.value, grad
+    loss = torch.scalar_tensor(total, dtype=torch.float32) if reduce else loss_buf
     assert loss is not None
-    return loss, torch.tensor(count.value, dtype=torch.int64), grad
+    return loss, torch.scalar_tensor(count.value, dtype=torch.int64), grad

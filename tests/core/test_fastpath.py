@@ -1,0 +1,160 @@
+"""The eager fast path (focalkit._fastpath) against the general path: same values bit for bit, same
+errors, and taken exactly for the common call.
+
+The general path is reached with the same arguments by passing gamma as a NumPy float (the fast
+path takes exact Python floats only; the general path's check_gamma turns it into the same float).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import focalkit as fk
+from focalkit import _fastpath
+from focalkit.kernels import cpu
+
+pytestmark = pytest.mark.skipif(not cpu.available(), reason="the C kernel is not built here")
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _both(loss_fn, x: torch.Tensor, t: torch.Tensor, gamma: float, scale: float = 1.0, **kw):
+    """(loss, x.grad) through the fast path and through the general path."""
+    out = []
+    for g in (gamma, np.float64(gamma)):
+        xx = x.detach().clone().requires_grad_()
+        loss = loss_fn(xx, t, gamma=g, **kw)
+        (loss * scale).backward()
+        out.append((loss.detach(), xx.grad))
+    return out
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> None:
+    assert a.dtype == b.dtype and a.shape == b.shape
+    assert torch.equal(a, b) or (a.isnan() == b.isnan()).all() and torch.equal(a.nan_to_num(), b.nan_to_num())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(8, 5), (32, 10), (3, 4, 5, 2), (0, 3)])
+@pytest.mark.parametrize("gamma", [0.0, 1.0, 2.0, 2.5])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_softmax_fast_path_equals_the_general_path(dtype, shape, gamma, reduction):
+    g = _gen(1)
+    x = (torch.randn(shape, generator=g) * 3).to(dtype)
+    y = torch.randint(0, shape[1], shape[:1] + shape[2:], generator=g)
+    if y.numel():
+        y.view(-1)[0] = -100  # an ignored position
+    for ls, scale in ((0.0, 1.0), (0.1, 3.7)):
+        (la, ga), (lb, gb) = _both(fk.softmax_focal_loss, x, y, gamma, scale, reduction=reduction, label_smoothing=ls)
+        _same(la, lb)
+        _same(ga, gb)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("alpha", [0.25, None, 1])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_sigmoid_fast_path_equals_the_general_path(dtype, alpha, reduction):
+    g = _gen(2)
+    x = (torch.randn(32, 20, generator=g) * 3).to(dtype)
+    t = (torch.rand(32, 20, generator=g) < 0.1).float()
+    soft = torch.rand(32, 20, generator=g)
+    for tt, ls, gamma, scale in ((t, 0.0, 2.0, 1.0), (soft, 0.2, 1.5, 0.3), (t, 0.0, 0, 2.0), (t.to(dtype), 0.0, 2.0, 1.0),
+                                 (soft.half(), 0.1, 2.0, 1.0)):  # fmt: skip
+        (la, ga), (lb, gb) = _both(fk.sigmoid_focal_loss, x, tt, gamma, scale, alpha=alpha, reduction=reduction,
+                                   label_smoothing=ls)  # fmt: skip
+        _same(la, lb)
+        _same(ga, gb)
+
+
+def test_fast_path_is_taken_for_the_common_call_only():
+    g = _gen(3)
+    x = torch.randn(8, 5, generator=g, requires_grad=True)
+    y = torch.randint(0, 5, (8,), generator=g)
+    t = torch.rand(8, 5, generator=g)
+    common = dict(alpha=None, gamma=2.0, reduction="mean", weight=None, normalizer=None, ignore_index=-100,
+                  label_smoothing=0.0, epsilon=0.0, composed_loss=None)  # fmt: skip
+    assert _fastpath.softmax_focal_loss(x, y, **common) is not None
+    for change in (dict(reduction="none"), dict(weight=torch.ones(8)), dict(normalizer=2.0), dict(gamma=-1.0),
+                   dict(gamma=float("nan")), dict(gamma=True), dict(label_smoothing=1.5), dict(alpha=[1.0] * 5),
+                   dict(ignore_index=2**64), dict(epsilon=1.0), dict(gamma=fk.FLSD53)):  # fmt: skip
+        assert _fastpath.softmax_focal_loss(x, y, **{**common, **change}) is None, change
+    assert _fastpath.softmax_focal_loss(x.double(), y, **common) is None
+    assert _fastpath.softmax_focal_loss(x.half(), y, **common) is None
+    assert _fastpath.softmax_focal_loss(x, y.int(), **common) is None
+    assert _fastpath.softmax_focal_loss(x.t(), y[:5], **common) is None  # not contiguous
+    with fk.use_backend("eager"):
+        assert _fastpath.softmax_focal_loss(x, y, **common) is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert _fastpath.softmax_focal_loss(x.bfloat16(), y, **common) is None
+    sig = dict(common, alpha=0.25, validate_args=True, label_smoothing_mode="binary", ignore_index=None)
+    assert _fastpath.sigmoid_focal_loss(x, t, **sig) is not None
+    for change in (dict(alpha=1.5), dict(ignore_index=-1), dict(label_smoothing_mode="uniform"), dict(weight=t),
+                   dict(epsilon=-0.5)):  # fmt: skip
+        assert _fastpath.sigmoid_focal_loss(x, t, **{**sig, **change}) is None, change
+    assert _fastpath.sigmoid_focal_loss(x, t.requires_grad_(), **sig) is None  # d(loss)/d(targets)
+    assert _fastpath.sigmoid_focal_loss(x, t.detach() * 2, **sig) is None  # out of [0, 1]: the general path raises
+    assert _fastpath.sigmoid_focal_loss(x, t.detach().double(), **sig) is None  # float64 targets: checked as given
+    assert _fastpath.sigmoid_focal_loss(x, t.detach().bfloat16(), **sig) is not None
+
+
+def test_bad_labels_raise_the_validation_message():
+    x = torch.randn(4, 3, requires_grad=True)
+    for y in (torch.tensor([0, 1, 3, 2]), torch.tensor([0, -1, 2, -100])):
+        msgs = []
+        for gamma in (2.0, np.float64(2.0)):
+            with pytest.raises(ValueError) as e:
+                fk.softmax_focal_loss(x, y, gamma=gamma)
+            msgs.append(str(e.value))
+        assert msgs[0] == msgs[1] and "class-index targets must be in [0, 2]" in msgs[0]
+        with pytest.raises(ValueError, match="outside"):  # without validate_args: the kernel's message
+            fk.softmax_focal_loss(x, y, validate_args=False)
+    assert x.grad is None
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+        fk.sigmoid_focal_loss(x, torch.full((4, 3), float("nan")))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_no_grad_retain_graph_and_double_backward(dtype):
+    g = _gen(4)
+    x = torch.randn(16, 6, generator=g).to(dtype).requires_grad_()
+    y = torch.randint(0, 6, (16,), generator=g)
+    with torch.no_grad():
+        a = fk.softmax_focal_loss(x, y)
+    assert a.grad_fn is None and torch.equal(a, fk.softmax_focal_loss(x, y, gamma=np.float64(2.0)).detach())
+    loss = fk.softmax_focal_loss(x, y)
+    (g1,) = torch.autograd.grad(loss, x, retain_graph=True)
+    (g2,) = torch.autograd.grad(loss * 2, x)
+    torch.testing.assert_close(g2, 2 * g1)
+    for gamma in (2.0, np.float64(2.0)):  # create_graph: the composed path's exact second derivative
+        xx = x.detach().clone().requires_grad_()
+        (gx,) = torch.autograd.grad(fk.softmax_focal_loss(xx, y, gamma=gamma), xx, create_graph=True)
+        (h,) = torch.autograd.grad(gx.square().sum(), xx)
+        if gamma == 2.0:
+            first = (gx.detach(), h)
+    _same(first[0], gx.detach())
+    _same(first[1], h)
+    xx = x.detach().clone().requires_grad_()
+    loss = fk.softmax_focal_loss(xx, y)
+    with torch.no_grad():
+        xx.add_(1.0)  # the logits modified in place: a differentiable backward cannot use them
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(loss, xx, create_graph=True)
+
+
+def test_large_logits_are_saved_not_kept():
+    """Above the small size the logits are a saved tensor, released by backward (memory); the
+    differentiable backward still finds them."""
+    g = _gen(5)
+    x = torch.randn(300, 300, generator=g, requires_grad=True)
+    y = torch.randint(0, 300, (300,), generator=g)
+    loss = fk.softmax_focal_loss(x, y)
+    assert not hasattr(loss.grad_fn, "x")
+    (gx,) = torch.autograd.grad(loss, x, create_graph=True)
+    (ref,) = torch.autograd.grad(fk.softmax_focal_loss(x, y, gamma=np.float64(2.0)), x, create_graph=True)
+    _same(gx.detach(), ref.detach())
+    small = fk.softmax_focal_loss(x[:4, :5].detach().clone().requires_grad_(), y[:4] % 5)
+    assert small.grad_fn.x is not None

@@ -198,6 +198,7 @@ def sigmoid_focal_loss(
         label_smoothing=label_smoothing,
     )
     if epsilon:
+        V.warn_negative_poly(epsilon, alpha, sigmoid=True)
         kwargs["variant"] = Variant(epsilon=epsilon)
     return _dispatch(
         "sigmoid", logits, targets, kwargs, labels=labels, soft=False, weight=weight,
@@ -290,6 +291,7 @@ def softmax_focal_loss(
         alpha=alpha, gamma=gamma, ignore_index=ignore_index, label_smoothing=label_smoothing
     )
     if epsilon:
+        V.warn_negative_poly(epsilon, alpha, sigmoid=False)
         kwargs["variant"] = Variant(epsilon=epsilon)
     return _dispatch(
         "softmax", logits, targets, kwargs, labels=not soft, soft=soft, weight=weight,

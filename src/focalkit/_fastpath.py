@@ -24,7 +24,8 @@ the general path). Taken: CPU, float32 or bfloat16 contiguous logits (not a tens
 reduction ``"mean"`` or ``"sum"``, no ``weight``/``normalizer``, the plain focal loss (``epsilon``
 0, a float ``gamma``), the default backend (or
 ``"fused"``), outside ``torch.compile``, functorch transforms, ``torch.jit.trace`` and autocast;
-the softmax loss with int64 class indices and no ``alpha``; the sigmoid loss with float32 (or bfloat16 /
+the softmax loss with int64 class indices, or float32 class probabilities of the logits' shape
+(mixup/cutmix/distillation, checked in [0, 1]), and no ``alpha``; the sigmoid loss with float32 (or bfloat16 /
 float16) targets of the logits' shape that do not require grad, a float ``alpha`` (or None), no ``ignore_index`` and binary label smoothing.
 """
 
@@ -59,6 +60,8 @@ _INFO = {
 }  # fmt: skip
 _SIGMOID_NO_ALPHA = {dt: CallInfo(op="sigmoid", device=_CPU, dtype=dt, labels=False, soft=False, alpha="none",
                                   weight=False, reduce=True) for dt in _DTYPES}  # fmt: skip
+_SOFT = {dt: CallInfo(op="softmax", device=_CPU, dtype=dt, labels=False, soft=True, alpha="none", weight=False,
+                      reduce=True) for dt in _DTYPES}  # fmt: skip
 _kernels: Any = None
 #: ScalarLossFunction.apply without its Python layer (the fast path runs outside functorch transforms).
 _apply = direct_apply(ScalarLossFunction)
@@ -142,8 +145,12 @@ def _run(
 def softmax_focal_loss(
     logits: Any, targets: Any, alpha: Any, gamma: Any, reduction: Any, weight: Any, normalizer: Any,
     ignore_index: Any, label_smoothing: Any, epsilon: Any, composed_loss: Callable[..., Tensor],
+    validate_args: Any = True,
 ) -> Tensor | None:
     """:func:`focalkit.softmax_focal_loss` of the common call, or None (see the module docstring)."""
+    if type(targets) is Tensor and targets.dtype == torch.float32:
+        return _softmax_soft(logits, targets, alpha, gamma, reduction, weight, normalizer, ignore_index,
+                             label_smoothing, epsilon, composed_loss, validate_args)  # fmt: skip
     if not (
         alpha is None
         and type(targets) is Tensor
@@ -159,6 +166,35 @@ def softmax_focal_loss(
     kw = {"alpha": None, "gamma": float(gamma), "ignore_index": ignore_index, "label_smoothing": float(label_smoothing)}
     info = _INFO["softmax", logits.dtype]
     return _run(info, "softmax_focal_fwd", logits, targets, kw, reduction, composed_loss)
+
+
+def _softmax_soft(
+    logits: Any, targets: Tensor, alpha: Any, gamma: Any, reduction: Any, weight: Any, normalizer: Any,
+    ignore_index: Any, label_smoothing: Any, epsilon: Any, composed_loss: Callable[..., Tensor],
+    validate_args: Any,
+) -> Tensor | None:
+    """Class-probability targets (mixup, cutmix, distillation): float32, the logits' shape."""
+    if not (
+        alpha is None
+        and type(ignore_index) is int
+        and _INT64_MIN <= ignore_index <= _INT64_MAX  # check_ignore_index (unused by soft targets)
+        and not targets.requires_grad  # d(loss)/d(targets): the composed path
+        and _common(logits, reduction, gamma, label_smoothing, weight, normalizer, epsilon)
+        and logits.dim() >= 2
+        and logits.shape[1] >= 2
+        and targets.shape == logits.shape
+        and targets.numel() > 0
+    ):
+        return None
+    if validate_args:  # targets in [0, 1] (NaN fails), as parse_softmax_targets; else the general path
+        r = V.small_range(targets, None)
+        if r is None:
+            lo, hi = torch.aminmax(targets)
+            r = (float(lo), float(hi))
+        if not r or not (r[0] >= 0 and r[1] <= 1):
+            return None
+    kw = {"alpha": None, "gamma": float(gamma), "ignore_index": ignore_index, "label_smoothing": float(label_smoothing)}
+    return _run(_SOFT[logits.dtype], "softmax_focal_fwd", logits, targets, kw, reduction, composed_loss)
 
 
 def sigmoid_focal_loss(

@@ -271,7 +271,7 @@ def softmax_focal_loss(
     """
     out = _fastpath.softmax_focal_loss(
         logits, targets, alpha, gamma, reduction, weight, normalizer, ignore_index, label_smoothing,
-        epsilon, _composed_loss,
+        epsilon, _composed_loss, validate_args,
     )  # fmt: skip
     if out is not None:  # the common call on CPU, same checks and values (focalkit._fastpath)
         return out

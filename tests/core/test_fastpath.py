@@ -158,3 +158,45 @@ def test_large_logits_are_saved_not_kept():
     _same(gx.detach(), ref.detach())
     small = fk.softmax_focal_loss(x[:4, :5].detach().clone().requires_grad_(), y[:4] % 5)
     assert small.grad_fn.x is not None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(8, 5), (256, 1000), (2, 3, 4, 5)])
+@pytest.mark.parametrize("gamma", [0.0, 2.0, 2.5])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_softmax_soft_targets_fast_path_equals_the_general_path(dtype, shape, gamma, reduction):
+    """Mixup/cutmix targets (float32 class probabilities): the fast path, small (NumPy range check)
+    and large (torch.aminmax) alike, gives the general path's values bit for bit."""
+    g = _gen(5)
+    x = (torch.randn(shape, generator=g) * 3).to(dtype)
+    t = torch.softmax(torch.randn(shape, generator=g) * 2, dim=1)
+    common = dict(alpha=None, gamma=float(gamma), reduction=reduction, weight=None, normalizer=None,
+                  ignore_index=-100, label_smoothing=0.0, epsilon=0.0, composed_loss=None)  # fmt: skip
+    assert _fastpath.softmax_focal_loss(x, t, **common) is not None  # taken
+    for ls, scale in ((0.0, 1.0), (0.1, 3.7)):
+        (la, ga), (lb, gb) = _both(fk.softmax_focal_loss, x, t, gamma, scale, reduction=reduction, label_smoothing=ls)
+        _same(la, lb)
+        _same(ga, gb)
+
+
+@pytest.mark.parametrize("n", [8, 300])  # the NumPy check and the torch.aminmax check
+def test_softmax_soft_targets_out_of_range_or_nan_raise_the_general_paths_error(n):
+    x = torch.randn(n, 300)
+    for bad in (1.5, -0.1, float("nan")):
+        t = torch.full((n, 300), 1.0 / 300)
+        t[1, 2] = bad
+        with pytest.raises(ValueError, match="class-probability targets must be in \\[0, 1\\]"):
+            fk.softmax_focal_loss(x, t)
+        fk.softmax_focal_loss(x, t, validate_args=False)  # unchecked, as asked: no error
+
+
+def test_softmax_soft_targets_not_taken_when_they_need_the_general_path():
+    x = torch.randn(8, 5)
+    t = torch.softmax(torch.randn(8, 5), 1)
+    common = dict(alpha=None, gamma=2.0, reduction="mean", weight=None, normalizer=None, ignore_index=-100,
+                  label_smoothing=0.0, epsilon=0.0, composed_loss=None)  # fmt: skip
+    assert _fastpath.softmax_focal_loss(x, t.double(), **common) is None  # float64 targets
+    assert _fastpath.softmax_focal_loss(x, t.requires_grad_(), **common) is None  # d/d(targets)
+    assert _fastpath.softmax_focal_loss(x, t.detach(), **{**common, "alpha": [1.0] * 5}) is None
+    assert _fastpath.softmax_focal_loss(x, t.detach()[:, :4], **common) is None  # shape mismatch
+    assert _fastpath.softmax_focal_loss(x, t.detach(), **{**common, "epsilon": 1.0}) is None

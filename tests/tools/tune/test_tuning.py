@@ -609,3 +609,18 @@ def test_cli_kill_with_sigterm_exits_cleanly_and_resumes(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     assert len(_counted(_states(url, "digits-ap"))) == 3
     assert "[  3/3]" in done.stderr
+
+
+def test_trial_sampler_draws_by_trial_number_not_by_process() -> None:
+    """Two machines that start the same command (same seed) at once must not draw the same
+    parameters (CI once counted one parameter set twice); one seed still replays exactly."""
+    from focalkit.tools.tune.worker import trial_sampler
+
+    def first_draw(number: int) -> float:
+        study = optuna.create_study(sampler=trial_sampler(0, number, n_startup_trials=10))
+        t = study.ask()
+        study.sampler = trial_sampler(0, t.number + number, n_startup_trials=10)
+        return t.suggest_float("gamma", 0.0, 5.0)
+
+    assert first_draw(7) == first_draw(7)  # the same (seed, number): the same draw
+    assert len({first_draw(k) for k in range(6)}) == 6  # different numbers: different draws

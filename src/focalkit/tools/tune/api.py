@@ -157,8 +157,9 @@ def tune(
         direction: ``"maximize"`` or ``"minimize"``; ``metric``: its name in reports.
         workers: processes on this machine (spawned, sharing ``storage``); more machines can run
             the same call against the same PostgreSQL storage.
-        seed: TPE sampler seed (each worker and each resumed run derives its own from it and
-            the number of trials already in the study); None for random.
+        seed: TPE sampler seed: each trial's draws are seeded from (seed, trial number), so
+            workers, resumed runs and machines started at once never draw the same parameters,
+            and one process replays exactly; None for random.
         timeout: seconds after which no new trial starts.
         prune, pruner_warmup_steps: median pruner on/off and steps before it may prune.
         n_startup_trials: random trials before TPE models the objective.
@@ -233,7 +234,7 @@ def _tune(
             ctx = mp.get_context("spawn")
             watch, stop = ctx.Pipe(duplex=False)  # closing `stop` tells the workers to stop
             for i in range(1, workers):
-                payload = pickle.dumps((objective, storage, None, study, n_trials, seed, opts, (), i))
+                payload = pickle.dumps((objective, storage, None, study, n_trials, seed, opts, ()))
                 p = ctx.Process(target=child_main, args=(payload, os.getpid(), watch),
                                 name=f"focalkit-tune-{i}")
                 p.start()

@@ -160,7 +160,7 @@ def _duplicate_reference(study: Any, trial: Any) -> bool:
 def run_worker(
     objective: TrialObjective, storage_url: str | None, storage: Any, study_name: str,
     n_trials: int, seed: int | None, opts: RunOptions,
-    callbacks: Sequence[Callable[[Any, Any], None]] = (), worker_index: int = 0,
+    callbacks: Sequence[Callable[[Any, Any], None]] = (),
 ) -> int:
     """Runs trials until ``n_trials`` are finished in the study; returns how many it ran."""
     import optuna
@@ -172,12 +172,6 @@ def run_worker(
         storage, study_name, objective.space, None, opts.n_startup_trials, opts.prune,
         opts.pruner_warmup_steps, create=False,
     )
-    if seed is not None:
-        # A resumed run or another worker must not replay the same random draws: derive the
-        # sampler seed from (seed, worker, trials already in the study).
-        n0 = len(study.get_trials(deepcopy=False))
-        sub = int(np.random.SeedSequence([seed, worker_index, n0]).generate_state(1)[0])
-        study.sampler = optuna.samplers.TPESampler(seed=sub, n_startup_trials=opts.n_startup_trials)
     with cancel.interruptible():  # loading data and imports: nothing to give back yet
         objective.setup()
     interval = opts.heartbeat_interval if _optuna.heartbeat_enabled(storage) else None
@@ -199,6 +193,8 @@ def run_worker(
         try:
             trial = _optuna.ask_quietly(study)  # we run the heartbeat ourselves (Heartbeat)
             tid = _optuna.trial_id(trial)
+            if seed is not None:
+                study.sampler = trial_sampler(seed, trial.number, opts.n_startup_trials)
             ACTIVE_TRIAL_IDS.add(tid)
             trial.set_user_attr(WORKER, ident)
             with Heartbeat(storage, tid, opts.heartbeat_interval):
@@ -244,6 +240,26 @@ def run_worker(
             if tid is not None:
                 ACTIVE_TRIAL_IDS.discard(tid)
     return ran
+
+
+def trial_sampler(seed: int, number: int, n_startup_trials: int) -> Any:
+    """The TPE sampler that draws trial ``number``'s parameters, seeded from (seed, number).
+
+    Trial numbers are handed out once by the storage, so no two trials draw the same random
+    parameters: not two workers, not a resumed run, not two machines that started the same
+    command (same ``--seed``) at the same moment (seeding per process from (seed, worker, trials so
+    far) gave such machines the same draws: a trial counted twice). One process with one seed
+    still replays exactly. TPE reads the study's history itself; only its random draws need this.
+
+    Example:
+        >>> import optuna
+        >>> isinstance(trial_sampler(0, 3, n_startup_trials=10), optuna.samplers.TPESampler)
+        True
+    """
+    import optuna
+
+    sub = int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+    return optuna.samplers.TPESampler(seed=sub, n_startup_trials=n_startup_trials)
 
 
 def child_main(payload: bytes, parent_pid: int, stop: Any) -> None:  # pragma: no cover - spawned

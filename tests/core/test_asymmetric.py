@@ -15,6 +15,7 @@ import torch
 
 import focalkit as fk
 from focalkit.testing import reference_family as RF
+from loss_helpers import close as _close, grad as _grad
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -25,19 +26,6 @@ SETTINGS = [
     dict(gamma_pos=0.0, gamma_neg=2.5, clip=0.2),
     dict(gamma_pos=0.0, gamma_neg=0.3, clip=0.0),
 ]
-
-
-def _close(actual: torch.Tensor, expected, rtol: float = 1e-5, atol: float = 1e-6) -> None:
-    if isinstance(expected, torch.Tensor):
-        expected = expected.detach().double().cpu().numpy()
-    np.testing.assert_allclose(actual.detach().double().cpu().numpy(), np.asarray(expected), rtol=rtol, atol=atol)
-
-
-def _grad(fn, x: torch.Tensor) -> torch.Tensor:
-    x = x.detach().clone().requires_grad_(True)
-    fn(x).sum().backward()
-    assert x.grad is not None
-    return x.grad
 
 
 def _timm_asl(x: torch.Tensor, y: torch.Tensor, gamma_pos: float, gamma_neg: float, clip: float) -> torch.Tensor:

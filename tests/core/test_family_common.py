@@ -14,6 +14,7 @@ import torch
 
 import focalkit as fk
 from focalkit.testing import reference_family as RF
+from loss_helpers import close as _close
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -30,12 +31,6 @@ LOSSES = {
                           dict(alpha=0.5, gamma=0.5, iou_weighted=False)),
 }  # fmt: skip
 NAMES = list(LOSSES)
-
-
-def _close(actual: torch.Tensor, expected, rtol: float = 1e-5, atol: float = 1e-6) -> None:
-    if isinstance(expected, torch.Tensor):
-        expected = expected.detach().double().cpu().numpy()
-    np.testing.assert_allclose(actual.detach().double().cpu().numpy(), np.asarray(expected), rtol=rtol, atol=atol)
 
 
 def _loss_and_grad(fn, x: torch.Tensor):

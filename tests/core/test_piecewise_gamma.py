@@ -13,19 +13,13 @@ import torch
 
 import focalkit as fk
 from focalkit.testing import reference as R
+from loss_helpers import grad as _grad
 
 pytestmark = pytest.mark.usefixtures("backend")
 
 
 def _close(actual: torch.Tensor, expected, rtol: float = 1e-5, atol: float = 1e-6) -> None:
     np.testing.assert_allclose(actual.detach().double().cpu().numpy(), np.asarray(expected), rtol=rtol, atol=atol)
-
-
-def _grad(fn, x: torch.Tensor) -> torch.Tensor:
-    x = x.detach().clone().requires_grad_(True)
-    fn(x).sum().backward()
-    assert x.grad is not None
-    return x.grad
 
 
 def test_flsd53_is_the_paper_schedule():

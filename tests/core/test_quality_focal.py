@@ -16,21 +16,9 @@ import torch.nn.functional as F
 
 import focalkit as fk
 from focalkit.testing import reference_family as RF
+from loss_helpers import close as _close, grad as _grad
 
 pytestmark = pytest.mark.usefixtures("backend")
-
-
-def _close(actual: torch.Tensor, expected, rtol: float = 1e-5, atol: float = 1e-6) -> None:
-    if isinstance(expected, torch.Tensor):
-        expected = expected.detach().double().cpu().numpy()
-    np.testing.assert_allclose(actual.detach().double().cpu().numpy(), np.asarray(expected), rtol=rtol, atol=atol)
-
-
-def _grad(fn, x: torch.Tensor) -> torch.Tensor:
-    x = x.detach().clone().requires_grad_(True)
-    fn(x).sum().backward()
-    assert x.grad is not None
-    return x.grad
 
 
 def _mmdet_qfl(pred: torch.Tensor, label: torch.Tensor, score: torch.Tensor, beta: float) -> torch.Tensor:

@@ -9,11 +9,9 @@ installs Chromium. Never runs ``playwright install``: the browser is the system'
 from __future__ import annotations
 
 import math
-import os
-import shutil
-from pathlib import Path
 
 import pytest
+from browser_helpers import chromium, launch
 
 from focalkit.tools.explain.api import explain_curves, explain_shares, explain_table
 from focalkit.tools.explain.playground import write_playground
@@ -21,15 +19,7 @@ from focalkit.tools.explain.playground import write_playground
 pytestmark = pytest.mark.browser
 
 
-def _chromium() -> str | None:
-    for cand in (os.environ.get("FOCALKIT_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                 shutil.which("chromium-browser")):
-        if cand and Path(cand).exists():
-            return cand
-    return None
-
-
-CHROMIUM = _chromium()
+CHROMIUM = chromium()
 sync_api = pytest.importorskip(
     "playwright.sync_api",
     reason="playwright-python is not installed (pip install 'focalkit[dev]'); browser test skipped")
@@ -42,13 +32,7 @@ REL = 1e-9
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--no-first-run", "--disable-extensions"])
-        yield b
-        b.close()
+    yield from launch(sync_api, CHROMIUM)
 
 
 @pytest.fixture

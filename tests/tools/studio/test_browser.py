@@ -12,27 +12,19 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from browser_helpers import chromium, launch
 
 from studio_helpers import Server, write_csv
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def _chromium() -> str | None:
-    for cand in (os.environ.get("FOCALKIT_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                 shutil.which("chromium-browser")):
-        if cand and Path(cand).exists():
-            return cand
-    return None
-
-
-CHROMIUM = _chromium()
+CHROMIUM = chromium()
 sync_api = pytest.importorskip(
     "playwright.sync_api",
     reason="playwright-python is not installed (pip install 'focalkit[dev]'); studio browser test skipped")
@@ -52,13 +44,7 @@ def studio(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                  "--disable-extensions"])
-        yield b
-        b.close()
+    yield from launch(sync_api, CHROMIUM)
 
 
 @pytest.fixture

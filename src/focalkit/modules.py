@@ -303,7 +303,18 @@ class AsymmetricLoss(_SigmoidFamilyBase):
         return self._call(logits, targets, weight, normalizer)
 
 
-class QualityFocalLoss(_SigmoidFamilyBase):
+class _ScoredFamilyBase(_SigmoidFamilyBase):
+    """The losses of quality targets (QFL, VFL): dense scores, or class indices plus ``scores``."""
+
+    def forward(
+        self, logits: Tensor, targets: Tensor, *, scores: Tensor | None = None, weight: Tensor | None = None,
+        normalizer: float | Tensor | None = None,
+    ) -> Tensor:  # fmt: skip
+        """The loss of ``logits`` against ``targets`` (and ``scores`` for class indices)."""
+        return self._call(logits, targets, weight, normalizer, scores=scores)
+
+
+class QualityFocalLoss(_ScoredFamilyBase):
     """Module form of :func:`focalkit.quality_focal_loss` (QFL, GFL's classification-quality loss).
 
     ``forward(logits, targets, *, scores=None, weight=None, normalizer=None)``: ``scores`` go with
@@ -334,15 +345,8 @@ class QualityFocalLoss(_SigmoidFamilyBase):
 
     _function = staticmethod(quality_focal_loss)
 
-    def forward(
-        self, logits: Tensor, targets: Tensor, *, scores: Tensor | None = None, weight: Tensor | None = None,
-        normalizer: float | Tensor | None = None,
-    ) -> Tensor:  # fmt: skip
-        """The loss of ``logits`` against ``targets`` (and ``scores`` for class indices)."""
-        return self._call(logits, targets, weight, normalizer, scores=scores)
 
-
-class VarifocalLoss(_SigmoidFamilyBase):
+class VarifocalLoss(_ScoredFamilyBase):
     """Module form of :func:`focalkit.varifocal_loss` (VFL, VarifocalNet).
 
     ``forward(logits, targets, *, scores=None, weight=None, normalizer=None)``.
@@ -375,10 +379,3 @@ class VarifocalLoss(_SigmoidFamilyBase):
         self._init_common(reduction, weight, normalizer, ignore_index, validate_args)
 
     _function = staticmethod(varifocal_loss)
-
-    def forward(
-        self, logits: Tensor, targets: Tensor, *, scores: Tensor | None = None, weight: Tensor | None = None,
-        normalizer: float | Tensor | None = None,
-    ) -> Tensor:  # fmt: skip
-        """The loss of ``logits`` against ``targets`` (and ``scores`` for class indices)."""
-        return self._call(logits, targets, weight, normalizer, scores=scores)

@@ -1,7 +1,8 @@
 """Build the optional C/OpenMP kernel of focalkit (``focalkit/kernels/_focal_cpu*.so``).
 
-Everything else lives in pyproject.toml. The extension is plain C on raw pointers (no Python or
-torch headers; it is loaded with ctypes), built with OpenMP where the compiler supports it, and
+Everything else lives in pyproject.toml. The extension is plain C on raw pointers (no torch headers;
+it is loaded with ctypes, and ``_focal_cpu_py.c`` adds a few Python entry points for the losses'
+eager fast path, so the same file also imports as a module), built with OpenMP where the compiler supports it, and
 ``optional=True``: on a machine without a C compiler ``pip install`` still succeeds and focalkit
 uses its eager closed form on CPU instead.
 
@@ -64,6 +65,7 @@ if os.environ.get("FOCALKIT_NO_EXT", "0") in ("", "0"):
                 f"{_KERNELS}/_focal_cpu.c",  # the baseline variant and the dispatcher
                 f"{_KERNELS}/_focal_cpu_avx2.c",
                 f"{_KERNELS}/_focal_cpu_avx512.c",
+                f"{_KERNELS}/_focal_cpu_py.c",  # the Python entry points of the eager fast path
             ],
             depends=[f"{_KERNELS}/_focal_cpu_impl.h", f"{_KERNELS}/_focal_cpu_family.h",
                      f"{_KERNELS}/_focal_cpu_softmax.h", f"{_KERNELS}/_focal_cpu_softmax_pass.h",

@@ -17,6 +17,7 @@ non-ignored entries:
 from __future__ import annotations
 
 import ctypes
+import functools
 from typing import Any, Callable
 
 import torch
@@ -122,21 +123,15 @@ class FocalLossFunction(torch.autograd.Function):
 _KEEP_AS_ATTRIBUTE = 1 << 16
 
 
-def _keep_input(ctx: Any, x: Tensor) -> None:
-    ctx.x, ctx.x_version = x, x._version
-
-
-def _kept_input(ctx: Any) -> Tensor:
-    """The input kept by :func:`_keep_input`; an error if it was modified in place since (as a
-    saved tensor would give)."""
-    x = ctx.x
-    if x._version != ctx.x_version:
+def _check_version(x: Tensor, version: int) -> None:
+    """An error if the input :class:`ScalarLossFunction` keeps as an attribute was modified in place
+    since the forward (as a saved tensor would give)."""
+    if x._version != version:
         raise RuntimeError(
             "one of the variables needed for gradient computation has been modified by an inplace "
             f"operation: the logits of focalkit's loss are at version {x._version}; expected version "
-            f"{ctx.x_version}. A differentiable backward (create_graph=True) recomputes the loss from them."
+            f"{version}. A differentiable backward (create_graph=True) recomputes the loss from them."
         )
-    return x
 
 
 def _differentiable_grad(recompute: Callable[[Tensor], Tensor], x: Tensor, grad_out: Tensor) -> Tensor:
@@ -171,45 +166,63 @@ def _scale_saved_grad(ctx: Any, grad: Tensor, g: Tensor) -> Tensor:
 class ScalarLossFunction(torch.autograd.Function):
     """:class:`FocalLossFunction` for a kernel already run: a reduced CPU loss held as Python numbers.
 
-    ``apply(x, total, den, grad, recompute, dtype)``: ``total`` is the kernel's float64 sum, ``den``
-    the float32 denominator as a Python float (or None), ``grad`` the saved gradient d(sum)/dx in
-    x's dtype; ``recompute()`` returns the ``recompute`` callable of :class:`FocalLossFunction`,
-    built only if a differentiable backward needs it; ``dtype`` that of the returned loss (float32,
-    or bfloat16 for bfloat16 logits: no separate conversion node). Same values as :class:`FocalLossFunction` with
+    ``apply(x, loss, grad, (den, scale, state, dtype))``: ``loss`` is the reduced float32 loss as a
+    Python float, ``grad`` the gradient d(sum)/dx in x's dtype (float32 or bfloat16), ``den`` the
+    float32 denominator of ``"mean"`` (0.0: ``"sum"``), ``scale(ptr, code, numel, v, 0.0)``
+    multiplies a gradient buffer by the float32 ``v`` in place (the kernel's entry point,
+    :mod:`focalkit.kernels.cpu_fast`), ``state = (composed_loss, op, targets, kwargs, reduction)``
+    what a differentiable backward recomputes the loss with (the ``recompute`` of
+    :class:`FocalLossFunction`), ``dtype`` that of the returned loss (float32, or bfloat16 for
+    bfloat16 logits: no separate conversion node). The arguments after ``grad`` travel as one tuple:
+    each argument of ``apply`` costs time. Same values as :class:`FocalLossFunction` with
     ``reduce`` on CPU (the float32 rounding of ``total / den`` and of ``grad_out / den`` is done on
     Python floats, see :func:`f32`), with no 0-d tensor operations: the eager fast path of the
     losses on small tensors, where those operations are most of the time.
+
+    Up to ``_KEEP_AS_ATTRIBUTE`` elements, the gradient and the logits are held as attributes of
+    the node, not as saved tensors (saving and unpacking cost microseconds a step): the logits only
+    serve a differentiable backward, which checks their version itself; the gradient is scaled in
+    place through its pointer and handed to autograd, which copies it into a ``.grad`` (the node
+    still holds it, so a retained graph's second backward finds it unchanged). Larger ones are
+    saved tensors, released by backward (memory: one logits-sized tensor).
     """
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: Tensor, total: float, den: float | None, grad: Tensor, recompute: Callable[[], Any],
-        dtype: torch.dtype,
+        ctx: Any, x: Tensor, loss: float, grad: Tensor, rest: tuple[Any, ...]
     ) -> Tensor:
-        loss = f32(total) if den is None else f32(f32(total) / den)
-        ctx.den = den
-        ctx.recompute = recompute
+        ctx.rest = rest
         if x.numel() <= _KEEP_AS_ATTRIBUTE:
-            # x only serves a differentiable backward: a small one is held as an attribute, not a
-            # saved tensor (saving a leaf costs ~20 us per step), its version checked there instead;
-            # a large one is saved, so that backward releases it (memory: one logits-sized tensor)
-            ctx.save_for_backward(grad)
-            _keep_input(ctx, x)
+            ctx.kept = (grad, x, x._version)
         else:
+            ctx.kept = None
             ctx.save_for_backward(grad, x)
         # bfloat16: the float32 value rounded once, as out.to(x.dtype) of the general path
-        return torch.scalar_tensor(loss, dtype=dtype)
+        return torch.scalar_tensor(loss, dtype=rest[3])
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        if not ctx.needs_input_grad[0]:
-            return (None,) * 6
-        saved = ctx.saved_tensors
-        grad = saved[0]
+        # called only when x needs a gradient: x is the only tensor input
+        kept = ctx.kept
+        grad, x = ctx.saved_tensors if kept is None else kept[:2]
+        den, scale, state, _ = ctx.rest
         if torch.is_grad_enabled():  # create_graph=True: the gradient must be differentiable
-            x = saved[1] if len(saved) > 1 else _kept_input(ctx)
-            return (_differentiable_grad(ctx.recompute(), x, grad_out),) + (None,) * 5
+            if kept is not None:
+                _check_version(x, kept[2])
+            composed_loss, op, targets, kwargs, reduction = state
+            recompute = functools.partial(composed_loss, op, targets, kwargs, reduction, None)
+            return _differentiable_grad(recompute, x, grad_out), None, None, None
         g = grad_out.item()  # a 0-d CPU tensor (float32, or bfloat16: exact in float32): no device sync
-        if ctx.den is not None:
-            g = f32(g / ctx.den)
-        return (_scale_saved_grad(ctx, grad, g),) + (None,) * 5
+        f = f32(g / den) if den else g
+        prev = getattr(ctx, "applied", None)
+        if prev is not None:  # a second backward through a retained graph
+            return grad * (f / prev), None, None, None
+        if f == 0.0 or f != f:
+            return (torch.zeros_like(grad) if f == 0.0 else grad * f), None, None, None
+        if f != 1.0:
+            if kept is not None:  # the node's own buffer: in place through its pointer
+                scale(grad.data_ptr(), 0 if grad.dtype is torch.float32 else 1, grad.numel(), f, 0.0)
+            else:
+                grad.data.mul_(f)  # multi-threaded; .data: the saved tensor's version stays valid
+        ctx.applied = f
+        return grad, None, None, None

@@ -7,7 +7,7 @@ import torch
 
 import focalkit as fk
 from focalkit import backends
-from focalkit.kernels import cpu, ops
+from focalkit.kernels import cpu, cpu_fast, ops
 
 needs_cpu_kernel = pytest.mark.skipif(not cpu.available(), reason="C kernel not built")
 
@@ -94,6 +94,18 @@ def test_functional_calls_reach_the_c_kernel(monkeypatch):
     real_sig, real_soft = cpu.sigmoid_focal_fwd, cpu.softmax_focal_fwd
     monkeypatch.setattr(cpu, "sigmoid_focal_fwd", lambda *a, **k: calls.append("sig") or real_sig(*a, **k))
     monkeypatch.setattr(cpu, "softmax_focal_fwd", lambda *a, **k: calls.append("soft") or real_soft(*a, **k))
+    real_ep = cpu_fast.entry_points()  # the eager fast path's way into the same kernel
+
+    class Recording:
+        scale = real_ep.scale
+
+        def sigmoid_dense(self, *a):
+            return calls.append("sig") or real_ep.sigmoid_dense(*a)
+
+        def softmax_labels(self, *a):
+            return calls.append("soft") or real_ep.softmax_labels(*a)
+
+    monkeypatch.setattr(cpu_fast, "entry_points", Recording)
     x = torch.randn(4, 5, requires_grad=True)
     fk.sigmoid_focal_loss(x, torch.rand(4, 5)).backward()
     fk.softmax_focal_loss(x, torch.tensor([0, 1, 2, 4])).backward()

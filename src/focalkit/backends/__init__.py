@@ -163,17 +163,19 @@ def resolve(info: CallInfo) -> Backend | None:
     focalkit's own); registering a backend clears the cache.
     """
     name = _current_name()
-    if not (name in ("auto", "fused") and info.device.type == "cpu") or torch.compiler.is_compiling():
+    if not (name == "auto" or name == "fused") or torch.compiler.is_compiling():
         return _resolve(name, info)
     if _resolved_version[0] != registry_version():
         _resolved.clear()
         _resolved_version[0] = registry_version()
     key = (name, info)
     try:
-        return _resolved[key]
+        return _resolved[key]  # only CPU calls are cached: a hit needs no device test (~0.25 us)
     except KeyError:
         pass
     backend = _resolve(name, info)
+    if info.device.type != "cpu":
+        return backend
     fused = get_registered("fused")
     if fused is not None and fused.cpu_answers_fixed and len(_resolved) < 4096:
         _resolved[key] = backend

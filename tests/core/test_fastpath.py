@@ -179,7 +179,7 @@ def test_softmax_soft_targets_fast_path_equals_the_general_path(dtype, shape, ga
         _same(ga, gb)
 
 
-@pytest.mark.parametrize("n", [8, 300])  # the NumPy check and the torch.aminmax check
+@pytest.mark.parametrize("n", [8, 300])  # the check in the kernel's entry point, and torch.aminmax
 def test_softmax_soft_targets_out_of_range_or_nan_raise_the_general_paths_error(n):
     x = torch.randn(n, 300)
     for bad in (1.5, -0.1, float("nan")):
@@ -200,3 +200,76 @@ def test_softmax_soft_targets_not_taken_when_they_need_the_general_path():
     assert _fastpath.softmax_focal_loss(x, t.detach(), **{**common, "alpha": [1.0] * 5}) is None
     assert _fastpath.softmax_focal_loss(x, t.detach()[:, :4], **common) is None  # shape mismatch
     assert _fastpath.softmax_focal_loss(x, t.detach(), **{**common, "epsilon": 1.0}) is None
+
+
+@pytest.mark.parametrize("numel", [640, 300 * 300])  # checked by the kernel's entry point / by torch.aminmax
+def test_sigmoid_targets_out_of_range_or_nan_raise_the_general_paths_error(numel):
+    x = torch.randn(numel // 10, 10)
+    for bad in (1.5, -0.1, float("nan"), float("inf")):
+        t = torch.rand(numel // 10, 10)
+        t[-1, 3] = bad
+        with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+            fk.sigmoid_focal_loss(x, t)
+        fk.sigmoid_focal_loss(x, t, validate_args=False)  # unchecked, as asked: no error
+
+
+def test_large_sigmoid_targets_take_the_fast_path_with_the_same_values():
+    g = _gen(8)
+    x = torch.randn(300, 300, generator=g)
+    t = (torch.rand(300, 300, generator=g) < 0.05).float()
+    assert _fastpath.sigmoid_focal_loss(x, t, 0.25, 2.0, "mean", None, None, None, 0.0, True, "binary", 0.0, None) is not None
+    (la, ga), (lb, gb) = _both(fk.sigmoid_focal_loss, x, t, 2.0, 1.0, alpha=0.25)
+    _same(la, lb)
+    _same(ga, gb)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("grad_out", [0.0, float("nan"), -2.0, 65536.0, 1e-30])
+def test_incoming_gradients_scale_as_on_the_general_path(dtype, grad_out):
+    """0 gives zeros (even where the saved gradient is inf), NaN gives NaN, anything else the
+    float32 product: bit for bit as the general path, for a kept (small) and a saved (large) gradient."""
+    g = _gen(9)
+    for shape in ((8, 5), (300, 300)):
+        x = (torch.randn(shape, generator=g) * 3).to(dtype)
+        x[0, 0] = float("inf")
+        y = torch.randint(0, shape[1], shape[:1], generator=g)
+        got = []
+        for gamma in (2.0, np.float64(2.0)):
+            xx = x.detach().clone().requires_grad_()
+            loss = fk.softmax_focal_loss(xx, y, gamma=gamma)
+            (gx,) = torch.autograd.grad(loss, xx, torch.tensor(grad_out, dtype=dtype))
+            got.append(gx)
+        _same(*got)
+        if grad_out == 0.0:
+            assert (got[0] == 0).all()
+
+
+def test_a_retained_graph_is_not_changed_by_edits_of_the_grad_it_gave():
+    """The kept gradient is the node's: clipping x.grad in place (as clip_grad_norm_ does) must not
+    change what a second backward through the retained graph returns."""
+    g = _gen(10)
+    x = torch.randn(16, 6, generator=g, requires_grad=True)
+    y = torch.randint(0, 6, (16,), generator=g)
+    loss = fk.softmax_focal_loss(x, y)
+    loss.backward(retain_graph=True)
+    first = x.grad.clone()
+    x.grad.mul_(0.0)
+    (again,) = torch.autograd.grad(loss, x)
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+    (twice,) = torch.autograd.grad(loss * 2, x)
+    torch.testing.assert_close(twice, 2 * first)
+
+
+def test_gradients_reach_the_layer_before_the_loss():
+    """Logits from a model (not a leaf): the gradient flows on through the fast path's node."""
+    g = _gen(11)
+    lin = torch.nn.Linear(7, 5)
+    inp = torch.randn(8, 7, generator=g)
+    y = torch.randint(0, 5, (8,), generator=g)
+    grads = []
+    for gamma in (2.0, np.float64(2.0)):
+        lin.zero_grad(set_to_none=True)
+        fk.softmax_focal_loss(lin(inp), y, gamma=gamma).backward()
+        grads.append((lin.weight.grad.clone(), lin.bias.grad.clone()))
+    _same(grads[0][0], grads[1][0])
+    _same(grads[0][1], grads[1][1])

@@ -74,8 +74,9 @@ ABI_VERSION = 4
 ISA_NAMES = ("baseline", "avx2", "avx512")
 _INT64 = (-(2**63), 2**63 - 1)
 _lib: Any = None
-#: The file ``_lib`` was loaded from (None until then).
-_lib_path: str | None = None
+#: The library loaded at first use and the file it came from ((None, None) until then); the
+#: benchmark may swap other builds in as ``_lib`` for a while.
+_lib_file: tuple[Any, str | None] = (None, None)
 _load_error: str | None = None
 _loaded = False
 _lock = threading.Lock()
@@ -209,7 +210,7 @@ def _apply_isa_env(lib: Any) -> None:
 
 
 def _load() -> Any:
-    global _lib, _lib_path, _load_error, _loaded
+    global _lib, _lib_file, _load_error, _loaded
     if _loaded:
         return _lib
     with _lock:
@@ -229,7 +230,7 @@ def _load() -> Any:
                     _load_error = str(exc)
                     continue
                 _apply_isa_env(lib)
-                _lib, _lib_path, _load_error = lib, path, None
+                _lib, _lib_file, _load_error = lib, (lib, path), None
                 break
         _loaded = True
     return _lib

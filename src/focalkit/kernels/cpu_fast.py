@@ -37,7 +37,7 @@ from focalkit.kernels import cpu
 __all__ = ["entry_points"]
 
 _f32 = ctypes.c_float
-_i64x2 = ctypes.c_int64 * 2
+_i64, _byref = ctypes.c_int64, ctypes.byref
 _cache: list[Any] = [None, None]  # [the ctypes library, its entry points]
 
 
@@ -54,13 +54,14 @@ def entry_points() -> Any:
 
 def _native(lib: Any) -> Any:
     """The extension module of the library file ``lib`` was loaded from, if it is one."""
-    if lib is not cpu._lib or cpu._lib_path is None:
+    loaded, path = cpu._lib_file
+    if lib is not loaded or path is None:
         return None
     try:
         mod = importlib.import_module("focalkit.kernels._focal_cpu")
     except ImportError:
         return None
-    same = os.path.realpath(getattr(mod, "__file__", "") or "") == os.path.realpath(cpu._lib_path)
+    same = os.path.realpath(getattr(mod, "__file__", "") or "") == os.path.realpath(path)
     return mod if same and hasattr(mod, "softmax_labels") else None
 
 
@@ -92,32 +93,32 @@ class _CtypesEntryPoints:
 
     def softmax_labels(self, x: int, xcode: int, y: int, n: int, c: int, inner: int, gamma: float,
                        ignore: int, ls: float, grad: int | None, nthreads: int, mean: int) -> tuple:  # fmt: skip
-        out = _i64x2()
+        count, nbad = _i64(0), _i64(0)
         total = 0.0
         if n * c * inner > 0:
             total = self._lib.fk_softmax_labels(x, xcode, y, n, c, inner, None, gamma, ignore, ls, None, grad,
-                                                out, ctypes.byref(out, 8), nthreads)  # fmt: skip
-        return _result(total, out[0], mean, out[1])
+                                                _byref(count), _byref(nbad), nthreads)  # fmt: skip
+        return _result(total, count.value, mean, nbad.value)
 
     def softmax_soft(self, x: int, xcode: int, t: int, tcode: int, n: int, c: int, inner: int, gamma: float,
                      ls: float, grad: int | None, nthreads: int, mean: int, check: int) -> tuple:  # fmt: skip
-        out = _i64x2()
+        count = _i64(0)
         nbad = _outside_unit(t, tcode, n * c * inner) if check else 0
         total = 0.0
         if not nbad and n * c * inner > 0:
-            total = self._lib.fk_softmax_soft(x, xcode, t, tcode, n, c, inner, None, gamma, ls, None, grad, out,
-                                              nthreads)  # fmt: skip
-        return _result(total, out[0], mean, nbad)
+            total = self._lib.fk_softmax_soft(x, xcode, t, tcode, n, c, inner, None, gamma, ls, None, grad,
+                                              _byref(count), nthreads)  # fmt: skip
+        return _result(total, count.value, mean, nbad)
 
     def sigmoid_dense(self, x: int, xcode: int, t: int, numel: int, alpha: float, has_alpha: int, gamma: float,
                       ls: float, grad: int | None, nthreads: int, mean: int, check: int) -> tuple:  # fmt: skip
-        out = _i64x2()
+        count = _i64(0)
         nbad = _outside_unit(t, 0, numel) if check else 0
         total = 0.0
         if not nbad and numel > 0:
             total = self._lib.fk_sigmoid_dense(x, xcode, t, numel, alpha, has_alpha, gamma, 0, 0.0, ls, None, grad,
-                                               out, nthreads)  # fmt: skip
-        return _result(total, out[0], mean, nbad)
+                                               _byref(count), nthreads)  # fmt: skip
+        return _result(total, count.value, mean, nbad)
 
     @staticmethod
     def scale(g: int, code: int, numel: int, grad_out: float, den: float) -> float:

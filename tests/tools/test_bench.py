@@ -72,3 +72,16 @@ def test_bench_runs_from_an_installed_package_without_the_checkout(tmp_path: Pat
     data = json.loads(out.read_text())
     assert {x["case"] for x in data["results"]} == {"classification"}
     assert data["command"].startswith("python -m focalkit bench --quick --only"), data["command"]
+
+
+def test_small_section_rows_and_table():
+    """The small-size section runs every case (functions and modules) in both dtypes: structure only,
+    the figures themselves are the benchmark's business, not a test's."""
+    from focalkit.tools import benchmark_small as small
+
+    rows = small.run(dtypes=["float32"], quick=True)
+    assert [r["case"] for r in rows] == [c[0] for c in small.CASES]
+    for r in rows:
+        assert r["focalkit_us"] > 0 and r["pytorch_us"] > 0 and r["ratio"] > 0
+    table = small.table(rows)
+    assert all(c[0] in table for c in small.CASES) and table.count("\n") == len(rows) + 1

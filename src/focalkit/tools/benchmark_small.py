@@ -26,6 +26,7 @@ CASES = [
     ("softmax 256x10", "softmax", (256, 10)),
     ("softmax 256x1000", "softmax", (256, 1000)),
     ("sigmoid 32x20 (multi-label)", "sigmoid", (32, 20)),
+    ("softmax 32x10, nn.Module", "softmax_module", (32, 10)),
 ]
 
 
@@ -40,6 +41,15 @@ def _pair(kind: str, shape: tuple[int, int], dtype: torch.dtype) -> tuple[Callab
 
         def theirs() -> None:
             F.cross_entropy(x, y).backward()
+    elif kind == "softmax_module":  # the module forms: fk.SoftmaxFocalLoss against nn.CrossEntropyLoss
+        y = torch.randint(0, shape[1], (shape[0],), generator=g)
+        fl, ce = fk.SoftmaxFocalLoss(), torch.nn.CrossEntropyLoss()
+
+        def ours() -> None:
+            fl(x, y).backward()
+
+        def theirs() -> None:
+            ce(x, y).backward()
     else:
         t = (torch.rand(shape, generator=g) < 0.1).to(dtype)
 

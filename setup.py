@@ -49,7 +49,7 @@ class _BuildExt(build_ext):
                 ext.extra_compile_args = ["/O2", "/openmp", "/fp:precise"] + _extra_flags()
             else:
                 ext.extra_compile_args = [
-                    "-O3", "-fopenmp", "-std=c99", "-fno-math-errno", "-fno-trapping-math",
+                    "-O3", "-fopenmp", "-std=c11", "-fno-math-errno", "-fno-trapping-math",
                     "-ffp-contract=off",
                 ] + _extra_flags()  # fmt: skip
                 ext.extra_link_args = ["-fopenmp"]

@@ -12,9 +12,9 @@ same float32 arithmetic, in fewer, cheaper steps:
   tensor gamma, a weight, a normalizer, ...) goes to the general path, which checks it there;
 * target values are checked by the kernel's entry point (:mod:`focalkit.kernels.cpu_fast`): class
   indices outside [0, C) that are not ``ignore_index`` are counted in the pass that computes the
-  loss, float targets outside [0, 1] (NaN included) in a scan before it (above 65,536 elements by
-  one multi-threaded ``torch.aminmax``); on bad targets the fast path gives the call to the general
-  path, which raises the same ``ValueError`` as before;
+  loss, float targets outside [0, 1] (NaN included) in one read before it (multi-threaded from
+  65,536 elements); on bad targets the fast path gives the call to the general path, which raises
+  the same ``ValueError`` as before;
 * the dispatcher is asked with a prebuilt :class:`~focalkit.backends.registry.CallInfo` (its answer
   is cached), and only its ``"fused"`` answer on CPU is taken here;
 * the kernel is called through the library's own Python entry points, not ctypes, and returns the
@@ -68,9 +68,6 @@ _kernels: Any = None
 _cpu_fast_module: Any = None
 #: The fused backend, once the dispatcher has given it a call.
 _FUSED: list[Any] = [None]
-#: Float targets up to this many elements are range-checked by the kernel's entry point (one
-#: single-threaded scan, before the pass); larger ones by one multi-threaded torch.aminmax.
-_CHECK_IN_KERNEL = 1 << 16
 #: Gradient buffers of at least this many elements come from the CPU kernel's pool.
 _POOLED = 1 << 18
 #: ScalarLossFunction.apply without its Python layer (the fast path runs outside functorch transforms).
@@ -140,12 +137,6 @@ def _grad_buffer(x: Tensor) -> Tensor | None:
     return torch.empty_like(x) if x.numel() < _POOLED else _fused().cpu._grad_buffer(x)
 
 
-def _range_ok(targets: Tensor) -> bool:
-    """Float targets in [0, 1] (NaN fails), by one multi-threaded pass (large targets)."""
-    lo, hi = torch.aminmax(targets)
-    return float(lo) >= 0 and float(hi) <= 1
-
-
 def softmax_focal_loss(
     logits: Any, targets: Any, alpha: Any, gamma: Any, reduction: Any, weight: Any, normalizer: Any,
     ignore_index: Any, label_smoothing: Any, epsilon: Any, composed_loss: Callable[..., Tensor],
@@ -167,11 +158,7 @@ def softmax_focal_loss(
     if soft:  # class probabilities (mixup, cutmix, distillation): float32, the logits' shape
         if targets.requires_grad or targets.shape != shape or shape[1] < 2 or targets.numel() == 0:
             return None  # d(loss)/d(targets), or a shape the general path reports
-        check = bool(validate_args)  # targets in [0, 1], NaN fails (parse_softmax_targets)
-        if check and targets.numel() > _CHECK_IN_KERNEL:
-            if not _range_ok(targets):
-                return None
-            check = False
+        check = bool(validate_args)  # targets in [0, 1], NaN fails (parse_softmax_targets): by the entry point
         ep = _entry_points(_SOFT[logits.dtype])
     else:
         if targets.dtype is not torch.int64 or shape[1] < 2:
@@ -226,11 +213,7 @@ def sigmoid_focal_loss(
         return None
     if targets.dtype is not torch.float32:
         targets = targets.float()  # exact; the kernel reads float32 targets
-    check = bool(validate_args)  # targets in [0, 1], NaN fails
-    if check and targets.numel() > _CHECK_IN_KERNEL:
-        if not _range_ok(targets):
-            return None
-        check = False
+    check = bool(validate_args)  # targets in [0, 1], NaN fails: by the entry point
     ep = _entry_points(_SIGMOID[logits.dtype] if alpha is not None else _SIGMOID_NO_ALPHA[logits.dtype])
     if ep is None:
         return None

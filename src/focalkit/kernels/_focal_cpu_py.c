@@ -13,7 +13,8 @@
  *     den = (float)max(count, 1) (IEEE division of float32 operands in double, rounded once to
  *     float32, equals the float32 division);
  *   - the range check of float targets (values in [0, 1], NaN fails) that validate_args asks for,
- *     before the pass, so that a bad call computes nothing;
+ *     one read of the targets before the pass (multi-threaded when large), so that a bad call
+ *     computes nothing;
  *   - the backward's scaling of the saved gradient by the incoming gradient over the denominator,
  *     in place: float32 g * f, bfloat16 round(float(g) * f), f = (float)(grad_out / den), as
  *     PyTorch's mul_ with a Python scalar computes it.
@@ -64,14 +65,18 @@ static uint16_t fkp_f32_to_bf16(float f) { /* round to nearest even, NaN kept Na
     return (uint16_t)(u >> 16);
 }
 
-/* Number of values outside [0, 1] (NaN included) of a float32 (code 0) or bfloat16 (1) array. */
-static int64_t fkp_count_outside_unit(const void *t, int tcode, int64_t n) {
+/* Number of values outside [0, 1] (NaN included) of a float32 (code 0) or bfloat16 (1) array; one
+ * read of the targets, on `nthreads` threads from 65,536 values (the kernels' threshold). */
+static int64_t fkp_count_outside_unit(const void *t, int tcode, int64_t n, int nthreads) {
     int64_t bad = 0;
+    int nt = n >= 65536 && nthreads > 1 ? nthreads : 1;
     if (tcode == 0) {
         const float *p = (const float *)t;
+#pragma omp parallel for num_threads(nt) reduction(+ : bad) schedule(static) if (nt > 1)
         for (int64_t i = 0; i < n; i++) bad += !(p[i] >= 0.0f && p[i] <= 1.0f);
     } else {
         const uint16_t *p = (const uint16_t *)t;
+#pragma omp parallel for num_threads(nt) reduction(+ : bad) schedule(static) if (nt > 1)
         for (int64_t i = 0; i < n; i++) {
             float v = fkp_bf16_to_f32(p[i]);
             bad += !(v >= 0.0f && v <= 1.0f);
@@ -167,7 +172,7 @@ static PyObject *fkp_softmax_soft(PyObject *self, PyObject *const *a, Py_ssize_t
     double total = 0.0;
     int64_t numel = n * c * inner;
     FKP_RUN(numel, {
-        if (check) nbad = fkp_count_outside_unit(t, (int)tcode, numel);
+        if (check) nbad = fkp_count_outside_unit(t, (int)tcode, numel, (int)nthreads);
         if (!nbad && numel > 0)
             total = fk_softmax_soft(x, (int)xcode, t, (int)tcode, n, c, inner, NULL, (float)gamma,
                                     (float)ls, NULL, grad, &count, (int)nthreads);
@@ -189,7 +194,7 @@ static PyObject *fkp_sigmoid_dense(PyObject *self, PyObject *const *a, Py_ssize_
         return NULL;
     double total = 0.0;
     FKP_RUN(numel, {
-        if (check) nbad = fkp_count_outside_unit(t, 0, numel);
+        if (check) nbad = fkp_count_outside_unit(t, 0, numel, (int)nthreads);
         if (!nbad && numel > 0)
             total = fk_sigmoid_dense(x, (int)xcode, (const float *)t, numel, (float)alpha,
                                      (int)has_alpha, (float)gamma, 0, 0.0f, (float)ls, NULL, grad,

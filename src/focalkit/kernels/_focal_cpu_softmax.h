@@ -12,7 +12,9 @@
  * class with zero target weight (a masked class) leaves the loss and the gradient finite. Ignored
  * positions give exactly 0 whatever their logits. */
 #define TILE 256
-/* Sums over the classes are float32 in blocks of FK_SUMBLK classes, added up in float64: adding
+/* Sums over the classes are float32 in blocks of FK_SUMBLK classes (per position of a map) or of
+ * 8 * FK_SUMBLK (along a contiguous row, where each vector lane then adds 16-32 terms, and the
+ * block's horizontal sum is paid once per 256 classes, not per 32), added up in float64: adding
  * many small terms one by one (label smoothing adds ls / C about C times) would drift by up to
  * C / lanes float32 roundings, and by a different amount for each vector width. */
 #define FK_SUMBLK 32

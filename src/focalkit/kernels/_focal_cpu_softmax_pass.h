@@ -105,8 +105,8 @@ static double FK_PASS(softmax_rows)(const void *x, int xcode, const fk_softmax_t
                 else if (tg->tcode == 0) tr = (const float *)tg->t + n * C;
                 else fk_load_block(tg->t, tg->tcode, n * C, C, tbuf);
                 double ssum_d = 0.0, lsum_d = 0.0;
-                for (int64_t c0 = 0; c0 < C; c0 += FK_SUMBLK) {
-                    const int64_t c1 = c0 + FK_SUMBLK < C ? c0 + FK_SUMBLK : C;
+                for (int64_t c0 = 0; c0 < C; c0 += 8 * FK_SUMBLK) {
+                    const int64_t c1 = c0 + 8 * FK_SUMBLK < C ? c0 + 8 * FK_SUMBLK : C;
                     float sl[2];
                     switch (gkind) { /* one vectorized copy of the loop per kind of gamma */
                     case 0: smooth_row_block(xs, ex, tr, alpha, wh, c0, c1, mx, lse, inv, lsy, lsc, gamma, 0, pw, sl); break;

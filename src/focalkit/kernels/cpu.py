@@ -400,8 +400,7 @@ def sigmoid_focal_fwd(
     compute_grad: bool,
     variant: Any = None,
     scores: Tensor | None = None,
-    scalars: bool = False,
-) -> tuple[Any, Any, Tensor | None]:
+) -> tuple[Tensor, Tensor, Tensor | None]:
     """Sigmoid focal loss, its element count and its gradient in one OpenMP pass.
 
     Args:
@@ -420,9 +419,6 @@ def sigmoid_focal_fwd(
             for the plain focal loss; ``_focal_cpu_family.h`` has the math of each kind.
         scores: ``labels=True`` only: the float target value of each position's labelled class
             (shape of ``targets``; quality / varifocal scores), instead of 1.
-        scalars: with ``reduce``, return the sum as a Python float (float64, not yet rounded to
-            float32) and the count as a Python int instead of two 0-d tensors (the losses' eager
-            path: two tensor allocations fewer per call).
 
     Returns:
         ``(loss, count, grad)``: see ``focalkit.backends``; count = non-ignored elements (int64).
@@ -481,8 +477,6 @@ def sigmoid_focal_fwd(
             total = lib.fk_sigmoid_dense(*args)
         else:
             total = lib.fk_sigmoid_dense_family(*args, ctypes.byref(fam))
-    if scalars and reduce:
-        return total, count.value, grad
     loss = torch.scalar_tensor(total, dtype=torch.float32) if reduce else loss_buf
     assert loss is not None
     return loss, torch.scalar_tensor(count.value, dtype=torch.int64), grad
@@ -499,8 +493,7 @@ def softmax_focal_fwd(
     reduce: bool,
     compute_grad: bool,
     variant: Any = None,
-    scalars: bool = False,
-) -> tuple[Any, Any, Tensor | None]:
+) -> tuple[Tensor, Tensor, Tensor | None]:
     """Softmax focal loss over dimension 1, its position count and its gradient in one pass.
 
     Args:
@@ -515,7 +508,7 @@ def softmax_focal_fwd(
         alpha: None or (C,) non-negative class weights. gamma: >= 0, or a
             :class:`focalkit.PiecewiseGamma` (at p_c per class, at p_t for the Poly-1 term).
         label_smoothing: as ``F.cross_entropy``: t -> (1 - ls) t + ls / C (t one-hot for labels).
-        reduce / compute_grad / scalars: as :func:`sigmoid_focal_fwd`.
+        reduce / compute_grad: as :func:`sigmoid_focal_fwd`.
         variant: None (plain) or a Variant of kind ``"focal"``: its ``epsilon`` adds the Poly-1
             term eps (1 - p_t)^(g_t + 1), p_t = sum_c t_c p_c, per position.
 
@@ -573,8 +566,6 @@ def softmax_focal_fwd(
         if loss_buf is not None:
             loss_buf.zero_()
     _raise_bad_labels(nbad.value, c - 1, ignore_index, f"{c} classes")
-    if scalars and reduce:
-        return total, count.value, grad
     loss = torch.scalar_tensor(total, dtype=torch.float32) if reduce else loss_buf
     assert loss is not None
     return loss, torch.scalar_tensor(count.value, dtype=torch.int64), grad

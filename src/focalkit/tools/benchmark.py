@@ -3,7 +3,8 @@
 Run ``focalkit bench`` or, in a source checkout, ``python benchmarks/bench.py`` (``--quick`` for a
 small smoke run, ``--json PATH`` to save the results, ``--device cuda`` on a GPU). This module is part
 of the package so that ``focalkit bench`` works from any installation; ``benchmarks/bench.py`` runs it. Every method of a case runs side by side in one process on the
-same tensors; the time is the median of ``--repeats`` timed forward+backward calls after warm-up, the
+same tensors; the time is the median of ``--repeats`` timed forward+backward samples after warm-up
+(each the mean of as many calls as last 2 ms: one call for the large cases), the
 ratio is to PyTorch's cross-entropy of the same form (``binary_cross_entropy_with_logits`` for the
 sigmoid cases, ``cross_entropy`` for the softmax ones), and "floor" is one elementwise pass
 (``torch.sigmoid`` of the logits, forward only): the memory-bandwidth floor.
@@ -38,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 import focalkit as fk
+from focalkit.tools.benchmark_builds import load_cpu_kernels
 
 ALPHA, GAMMA, IGNORE = 0.25, 2.0, 255
 
@@ -116,16 +118,23 @@ def _step(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, backward:
 
 
 def _time(fn, x, device, repeats: int, warmup: int, backward: bool) -> list[float]:
+    """Per-call times in ms: ``repeats`` samples, each the mean of as many calls as last >= 2 ms
+    (one call for the large cases; a sub-millisecond call timed alone is mostly timer and noise)."""
     for _ in range(warmup):
         _step(fn, x, backward)
     _sync(device)
+    t0 = time.perf_counter()
+    _step(fn, x, backward)
+    _sync(device)
+    inner = max(1, min(100, int(2e-3 / max(time.perf_counter() - t0, 1e-9))))
     times = []
     for _ in range(repeats):
         _sync(device)
         t0 = time.perf_counter()
-        _step(fn, x, backward)
+        for _ in range(inner):
+            _step(fn, x, backward)
         _sync(device)
-        times.append((time.perf_counter() - t0) * 1e3)
+        times.append((time.perf_counter() - t0) * 1e3 / inner)
     x.grad = None
     return times
 
@@ -334,79 +343,6 @@ def _with_cpu_lib(lib: Any, fn, *args, **kwargs):
         fkcpu._lib = old
 
 
-class _OlderBuild:
-    """A build of an older ABI seen through today's calls (benchmarks only): ABI 1 had no
-    out-of-range count in ``fk_sigmoid_labels``; before ABI 3 there is no ``fk_softmax_soft`` (its rows
-    fail with a note); before ABI 4 no ``*_family`` entry points (the plain calls are unchanged)."""
-
-    def __init__(self, lib: Any, abi: int) -> None:
-        import ctypes
-
-        vp, i, i64, f, d = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float, ctypes.c_double
-        i64p = ctypes.POINTER(ctypes.c_int64)
-        self._lib, self._abi = lib, abi
-        lib.fk_sigmoid_dense.restype = lib.fk_sigmoid_labels.restype = lib.fk_softmax_labels.restype = d
-        lib.fk_sigmoid_dense.argtypes = [vp, i, vp, i64, f, i, f, i, f, f, vp, vp, i64p, i]
-        lib.fk_sigmoid_labels.argtypes = [vp, i, vp, i64, i64, i64, f, i, f, i, i64, f, vp, vp, i64p] + (
-            [i64p, i] if abi >= 2 else [i])
-        lib.fk_softmax_labels.argtypes = [vp, i, vp, i64, i64, i64, vp, f, i64, f, vp, vp, i64p, i64p, i]
-        self.fk_sigmoid_dense = lib.fk_sigmoid_dense
-        self.fk_softmax_labels = lib.fk_softmax_labels
-        if abi >= 3:  # ABI 3: soft targets and the per-CPU variants (ABI 4 added the *_family calls)
-            lib.fk_softmax_soft.restype = d
-            lib.fk_softmax_soft.argtypes = [vp, i, vp, i, i64, i64, i64, vp, f, f, vp, vp, i64p, i]
-            self.fk_softmax_soft = lib.fk_softmax_soft
-            if hasattr(lib, "fk_set_cpu_isa"):
-                lib.fk_set_cpu_isa.restype = lib.fk_cpu_isa.restype = i
-                lib.fk_set_cpu_isa.argtypes, lib.fk_cpu_isa.argtypes = [i], []
-                self.fk_set_cpu_isa, self.fk_cpu_isa = lib.fk_set_cpu_isa, lib.fk_cpu_isa
-
-    def fk_sigmoid_labels(self, *args: Any) -> float:
-        if self._abi >= 2:
-            return self._lib.fk_sigmoid_labels(*args)
-        return self._lib.fk_sigmoid_labels(*args[:-2], args[-1])  # no nbad: it stays 0
-
-    def __getattr__(self, name: str) -> Any:
-        raise AttributeError(f"this build (ABI {self._abi}) has no {name}")
-
-
-def _load_cpu_kernels(specs: list[str] | None) -> dict[str, Any]:
-    """``NAME=PATH`` or ``NAME=PATH@ISA`` (a build with per-CPU variants, capped at ``ISA``)."""
-    import shutil
-    import tempfile
-
-    from focalkit.kernels import cpu as fkcpu
-
-    out: dict[str, Any] = {}
-    for spec in specs or []:
-        name, sep, path = spec.partition("=")
-        path, _, isa = path.partition("@")
-        if not sep or not name or not path:
-            raise SystemExit(f"--cpu-kernel takes NAME=PATH or NAME=PATH@ISA, got {spec!r}")
-        path = os.path.abspath(path)
-        if isa:
-            # a private copy: the dynamic loader shares one instance (and its ISA choice) per file
-            copy = os.path.join(tempfile.mkdtemp(prefix="focalkit-bench-"), os.path.basename(path))
-            shutil.copy(path, copy)
-            path = copy
-        try:
-            lib = fkcpu.load_library(path)
-        except OSError:  # an older build (say main's before an ABI change): adapt its calls
-            raw = fkcpu._cdll_passive_omp(path)
-            abi = raw.fk_abi_version()
-            if not 1 <= abi < fkcpu.ABI_VERSION:
-                raise
-            lib = _OlderBuild(raw, abi)
-        if isa:
-            if isa not in fkcpu.ISA_NAMES or not hasattr(lib, "fk_set_cpu_isa"):
-                raise SystemExit(f"--cpu-kernel {spec!r}: no variant {isa!r} in that build")
-            got = fkcpu.ISA_NAMES[lib.fk_set_cpu_isa(fkcpu.ISA_NAMES.index(isa))]
-            if got != isa:
-                raise SystemExit(f"--cpu-kernel {spec!r}: this CPU runs at most {got!r}")
-        out[name] = lib
-    return out
-
-
 def run(
     quick: bool = False,
     device: str = "cpu",
@@ -428,7 +364,7 @@ def run(
     warmup = 1 if quick else 2
     compile_peers = (not quick) if compile_peers is None else compile_peers
     peers = _peers()
-    extra_libs = _load_cpu_kernels(cpu_kernels)
+    extra_libs = load_cpu_kernels(cpu_kernels)
     results: list[Result] = []
     for cname, case in _cases(quick).items():
         if only and not any(o in cname for o in only):

@@ -21,6 +21,7 @@
  *                      loss_out, grad_out, count, nbad, nthreads)   (nbad: labels outside [0, C))
  *   fk_softmax_soft   (x, xcode, t, tcode, N, C, inner, alpha_vec, gamma, ls,
  *                      loss_out, grad_out, count, nthreads)   (t: class probabilities, x's layout)
+ *   fk_softmax_soft_nbad (... count, nbad, nthreads): the same, nbad = targets outside [0, 1]
  *   fk_sigmoid_dense_family, fk_sigmoid_labels_family, fk_softmax_labels_family,
  *   fk_softmax_soft_family: the same with a trailing `const fk_family *fam`, the member of the focal
  *                      family (_focal_cpu_family.h: Poly-1, piecewise gamma, asymmetric, quality,
@@ -55,6 +56,9 @@
     double fk_softmax_soft_##isa(const void *, int, const void *, int, int64_t, int64_t,       \
                                  int64_t, const float *, float, float, float *, void *,        \
                                  int64_t *, int);                                              \
+    double fk_softmax_soft_nbad_##isa(const void *, int, const void *, int, int64_t, int64_t,  \
+                                      int64_t, const float *, float, float, float *, void *,   \
+                                      int64_t *, int64_t *, int);                              \
     double fk_sigmoid_dense_family_##isa(const void *, int, const float *, int64_t, float, int,  \
                                          float, int, float, float, float *, void *, int64_t *,   \
                                          int, const fk_family *);                                \
@@ -84,6 +88,9 @@ typedef double (*fk_softmax_labels_fn)(const void *, int, const int64_t *, int64
 typedef double (*fk_softmax_soft_fn)(const void *, int, const void *, int, int64_t, int64_t,
                                      int64_t, const float *, float, float, float *, void *,
                                      int64_t *, int);
+typedef double (*fk_softmax_soft_nbad_fn)(const void *, int, const void *, int, int64_t, int64_t,
+                                          int64_t, const float *, float, float, float *, void *,
+                                          int64_t *, int64_t *, int);
 
 typedef double (*fk_sigmoid_dense_family_fn)(const void *, int, const float *, int64_t, float, int,
                                              float, int, float, float, float *, void *, int64_t *,
@@ -109,12 +116,13 @@ typedef struct {
     fk_sigmoid_labels_family_fn sigmoid_labels_family;
     fk_softmax_labels_family_fn softmax_labels_family;
     fk_softmax_soft_family_fn softmax_soft_family;
+    fk_softmax_soft_nbad_fn softmax_soft_nbad;
 } fk_variant;
 
 #define FK_VARIANT(isa)                                                                        \
     {fk_sigmoid_dense_##isa, fk_sigmoid_labels_##isa, fk_softmax_labels_##isa,                 \
      fk_softmax_soft_##isa, fk_sigmoid_dense_family_##isa, fk_sigmoid_labels_family_##isa,     \
-     fk_softmax_labels_family_##isa, fk_softmax_soft_family_##isa}
+     fk_softmax_labels_family_##isa, fk_softmax_soft_family_##isa, fk_softmax_soft_nbad_##isa}
 
 static const fk_variant fk_variants[] = {
     FK_VARIANT(base),
@@ -196,6 +204,14 @@ EXPORT double fk_softmax_soft(const void *x, int xcode, const void *t, int tcode
                                    grad_out, count, nthreads);
 }
 
+EXPORT double fk_softmax_soft_nbad(const void *x, int xcode, const void *t, int tcode, int64_t N,
+                                   int64_t C, int64_t inner, const float *alpha, float gamma,
+                                   float ls, float *loss_out, void *grad_out, int64_t *count,
+                                   int64_t *nbad, int nthreads) {
+    return fk_pick()->softmax_soft_nbad(x, xcode, t, tcode, N, C, inner, alpha, gamma, ls,
+                                        loss_out, grad_out, count, nbad, nthreads);
+}
+
 EXPORT double fk_sigmoid_dense_family(const void *x, int xcode, const float *t, int64_t n,
                                       float alpha, int has_alpha, float gamma, int has_ignore,
                                       float ignore, float ls, float *loss_out, void *grad_out,
@@ -233,8 +249,8 @@ EXPORT double fk_softmax_soft_family(const void *x, int xcode, const void *t, in
 }
 
 /* 2: fk_sigmoid_labels reports out-of-range labels (nbad); 3: fk_softmax_soft; 4: the *_family
- * entry points (the plain ones unchanged) */
-EXPORT int fk_abi_version(void) { return 4; }
+ * entry points (the plain ones unchanged); 5: fk_softmax_soft_nbad (the others unchanged) */
+EXPORT int fk_abi_version(void) { return 5; }
 
 EXPORT int fk_max_threads(void) {
 #ifdef _OPENMP

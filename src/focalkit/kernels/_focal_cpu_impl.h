@@ -44,6 +44,7 @@
 #define fk_bf16_to_f32 FK_FN(fk_bf16_to_f32)
 #define fk_f32_to_bf16 FK_FN(fk_f32_to_bf16)
 #define fk_threads_for FK_FN(fk_threads_for)
+#define fk_count_outside_unit FK_FN(fk_count_outside_unit)
 #define fk_load_block FK_FN(fk_load_block)
 #define fk_store_block FK_FN(fk_store_block)
 #define sig_block_g0 FK_FN(sig_block_g0)
@@ -227,6 +228,15 @@ static inline uint16_t fk_f32_to_bf16(float f) { /* round to nearest even, NaN k
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
+}
+
+/* Values of a float array outside [0, 1] (NaN included): the soft targets' range check, counted
+ * in the pass that reads them (validate_args without a separate read). */
+static inline int64_t fk_count_outside_unit(const float *restrict t, int64_t n) {
+    int64_t bad = 0;
+    FK_SIMD_SUM(bad)
+    for (int64_t i = 0; i < n; i++) bad += !(t[i] >= 0.0f && t[i] <= 1.0f);
+    return bad;
 }
 
 static int fk_threads_for(int64_t work, int nthreads) {

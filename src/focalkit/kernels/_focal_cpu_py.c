@@ -12,16 +12,16 @@
  *     path round it: sum -> (float)total; mean -> (float)((double)(float)total / den) with
  *     den = (float)max(count, 1) (IEEE division of float32 operands in double, rounded once to
  *     float32, equals the float32 division);
- *   - the range check of float targets (values in [0, 1], NaN fails) that validate_args asks for,
- *     one read of the targets before the pass (multi-threaded when large), so that a bad call
- *     computes nothing;
+ *   - the range check of float targets (values in [0, 1], NaN fails) that validate_args asks for:
+ *     counted by the softmax pass as it reads the class probabilities, and for the sigmoid's
+ *     dense targets in one read before the pass (multi-threaded when large);
  *   - the backward's scaling of the saved gradient by the incoming gradient over the denominator,
  *     in place: float32 g * f, bfloat16 round(float(g) * f), f = (float)(grad_out / den), as
  *     PyTorch's mul_ with a Python scalar computes it.
  *
  * Each kernel function returns (loss, den, nbad): the reduced float32 loss as a Python float, the
  * denominator (0.0 for "sum"), and the number of bad targets (labels outside [0, C) that are not
- * ignore_index, or float targets outside [0, 1]); nbad > 0 means the loss was not computed and the
+ * ignore_index, or float targets outside [0, 1]); nbad > 0 means the loss is not valid and the
  * caller takes the general path, which raises the validation error.
  *
  * Pointers are the tensors' data_ptr(); the caller (focalkit/kernels/cpu.py) guarantees dtypes,
@@ -41,9 +41,10 @@ double fk_softmax_labels(const void *x, int xcode, const int64_t *y, int64_t N, 
                          int64_t inner, const float *alpha, float gamma, int64_t ignore, float ls,
                          float *loss_out, void *grad_out, int64_t *count, int64_t *nbad,
                          int nthreads);
-double fk_softmax_soft(const void *x, int xcode, const void *t, int tcode, int64_t N, int64_t C,
-                       int64_t inner, const float *alpha, float gamma, float ls, float *loss_out,
-                       void *grad_out, int64_t *count, int nthreads);
+double fk_softmax_soft_nbad(const void *x, int xcode, const void *t, int tcode, int64_t N,
+                            int64_t C, int64_t inner, const float *alpha, float gamma, float ls,
+                            float *loss_out, void *grad_out, int64_t *count, int64_t *nbad,
+                            int nthreads);
 
 typedef union {
     float f;
@@ -65,23 +66,13 @@ static uint16_t fkp_f32_to_bf16(float f) { /* round to nearest even, NaN kept Na
     return (uint16_t)(u >> 16);
 }
 
-/* Number of values outside [0, 1] (NaN included) of a float32 (code 0) or bfloat16 (1) array; one
- * read of the targets, on `nthreads` threads from 65,536 values (the kernels' threshold). */
-static int64_t fkp_count_outside_unit(const void *t, int tcode, int64_t n, int nthreads) {
+/* Number of values outside [0, 1] (NaN included) of a float32 array (the sigmoid's dense
+ * targets); one read, on `nthreads` threads from 65,536 values (the kernels' threshold). */
+static int64_t fkp_count_outside_unit(const float *t, int64_t n, int nthreads) {
     int64_t bad = 0;
     int nt = n >= 65536 && nthreads > 1 ? nthreads : 1;
-    if (tcode == 0) {
-        const float *p = (const float *)t;
 #pragma omp parallel for num_threads(nt) reduction(+ : bad) schedule(static) if (nt > 1)
-        for (int64_t i = 0; i < n; i++) bad += !(p[i] >= 0.0f && p[i] <= 1.0f);
-    } else {
-        const uint16_t *p = (const uint16_t *)t;
-#pragma omp parallel for num_threads(nt) reduction(+ : bad) schedule(static) if (nt > 1)
-        for (int64_t i = 0; i < n; i++) {
-            float v = fkp_bf16_to_f32(p[i]);
-            bad += !(v >= 0.0f && v <= 1.0f);
-        }
-    }
+    for (int64_t i = 0; i < n; i++) bad += !(t[i] >= 0.0f && t[i] <= 1.0f);
     return bad;
 }
 
@@ -171,12 +162,11 @@ static PyObject *fkp_softmax_soft(PyObject *self, PyObject *const *a, Py_ssize_t
         return NULL;
     double total = 0.0;
     int64_t numel = n * c * inner;
-    FKP_RUN(numel, {
-        if (check) nbad = fkp_count_outside_unit(t, (int)tcode, numel, (int)nthreads);
-        if (!nbad && numel > 0)
-            total = fk_softmax_soft(x, (int)xcode, t, (int)tcode, n, c, inner, NULL, (float)gamma,
-                                    (float)ls, NULL, grad, &count, (int)nthreads);
-    });
+    if (numel > 0) /* the pass counts the targets outside [0, 1] as it reads them */
+        FKP_RUN(numel, total = fk_softmax_soft_nbad(x, (int)xcode, t, (int)tcode, n, c, inner, NULL,
+                                                    (float)gamma, (float)ls, NULL, grad, &count,
+                                                    &nbad, (int)nthreads));
+    if (!check) nbad = 0;
     return fkp_result(total, count, (int)mean, nbad);
 }
 
@@ -194,7 +184,7 @@ static PyObject *fkp_sigmoid_dense(PyObject *self, PyObject *const *a, Py_ssize_
         return NULL;
     double total = 0.0;
     FKP_RUN(numel, {
-        if (check) nbad = fkp_count_outside_unit(t, 0, numel, (int)nthreads);
+        if (check) nbad = fkp_count_outside_unit((const float *)t, numel, (int)nthreads);
         if (!nbad && numel > 0)
             total = fk_sigmoid_dense(x, (int)xcode, (const float *)t, numel, (float)alpha,
                                      (int)has_alpha, (float)gamma, 0, 0.0f, (float)ls, NULL, grad,

@@ -238,6 +238,17 @@ double FK_FN(fk_softmax_soft)(const void *x, int xcode, const void *t, int tcode
                         &nbad, nthreads, NULL);
 }
 
+/* fk_softmax_soft, and *nbad = the number of targets outside [0, 1] (NaN included), counted in
+ * the same pass (the losses' validate_args check, without a second read of the targets). */
+double FK_FN(fk_softmax_soft_nbad)(const void *x, int xcode, const void *t, int tcode, int64_t N,
+                                   int64_t C, int64_t inner, const float *alpha, float gamma,
+                                   float ls, float *loss_out, void *grad_out, int64_t *count,
+                                   int64_t *nbad, int nthreads) {
+    fk_softmax_targets tg = {NULL, 0, t, tcode};
+    return softmax_call(x, xcode, &tg, N, C, inner, alpha, gamma, ls, loss_out, grad_out, count,
+                        nbad, nthreads, NULL);
+}
+
 double FK_FN(fk_softmax_soft_family)(const void *x, int xcode, const void *t, int tcode,
                                      int64_t N, int64_t C, int64_t inner, const float *alpha,
                                      float gamma, float ls, float *loss_out, void *grad_out,

@@ -104,6 +104,7 @@ static double FK_PASS(softmax_rows)(const void *x, int xcode, const fk_softmax_t
                 if (!soft) tbuf[yk] = 1.0f;
                 else if (tg->tcode == 0) tr = (const float *)tg->t + n * C;
                 else fk_load_block(tg->t, tg->tcode, n * C, C, tbuf);
+                if (soft) bad += fk_count_outside_unit(tr, C); /* class probabilities in [0, 1] */
                 double ssum_d = 0.0, lsum_d = 0.0;
                 for (int64_t c0 = 0; c0 < C; c0 += 8 * FK_SUMBLK) {
                     const int64_t c1 = c0 + 8 * FK_SUMBLK < C ? c0 + 8 * FK_SUMBLK : C;
@@ -285,8 +286,10 @@ static double FK_PASS(softmax_maps)(const void *x, int xcode, const fk_softmax_t
             } else {
                 /* Label smoothing or soft targets: every class has weight w_c = alpha_c t_c. */
                 if (soft) {
-                    for (int64_t c = 0; c < C; c++)
+                    for (int64_t c = 0; c < C; c++) {
                         fk_load_block(tg->t, tg->tcode, xb + c * inner, B, tt + c * TILE);
+                        bad += fk_count_outside_unit(tt + c * TILE, B); /* in [0, 1] */
+                    }
                 } else {
                     for (int64_t k = 0; k < B; k++) if (yy[k] >= 0) tt[yy[k] * TILE + k] = 1.0f;
                 }

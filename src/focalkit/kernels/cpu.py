@@ -69,7 +69,7 @@ __all__ = [
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _FLOAT_CODES = {torch.float32: 0, torch.bfloat16: 1}
 #: The C functions' signatures this module declares (``fk_abi_version`` of the build).
-ABI_VERSION = 4
+ABI_VERSION = 5
 #: The kernel variants, by the level ``fk_cpu_isa`` reports.
 ISA_NAMES = ("baseline", "avx2", "avx512")
 _INT64 = (-(2**63), 2**63 - 1)
@@ -178,6 +178,9 @@ def load_library(path: str) -> Any:
     lib.fk_softmax_soft.restype = _d
     lib.fk_softmax_soft.argtypes = [
         _vp, _i, _vp, _i, _i64, _i64, _i64, _vp, _f, _f, _vp, _vp, _i64p, _i]
+    lib.fk_softmax_soft_nbad.restype = _d
+    lib.fk_softmax_soft_nbad.argtypes = [
+        _vp, _i, _vp, _i, _i64, _i64, _i64, _vp, _f, _f, _vp, _vp, _i64p, _i64p, _i]
     fam = ctypes.POINTER(_Family)
     lib.fk_sigmoid_dense_family.restype = _d
     lib.fk_sigmoid_dense_family.argtypes = lib.fk_sigmoid_dense.argtypes + [fam]

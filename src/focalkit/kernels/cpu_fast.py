@@ -9,9 +9,11 @@ instead: each takes data pointers and sizes, runs one exported kernel, and retur
 * ``loss``: the reduced loss as a Python float, rounded to float32 exactly as the general path's
   0-d tensor ops round it (``sum``: ``f32(total)``; ``mean``: ``f32(f32(total) / den)``);
 * ``den``: the float32 denominator ``f32(max(count, 1))`` for ``mean``, 0.0 for ``sum``;
-* ``nbad``: labels outside [0, C) that are not ``ignore_index``, or (``check``) float targets
-  outside [0, 1] or NaN; when nonzero, nothing was computed and the caller takes the general path,
-  which raises the validation error.
+* ``nbad``: labels outside [0, C) that are not ``ignore_index`` (counted by the pass), or
+  (``check``) float targets outside [0, 1] or NaN (class probabilities: counted by the softmax pass
+  as it reads them; the sigmoid's dense targets: one read before the pass, which then does not
+  run); when nonzero, the loss is NaN and the caller takes the general path, which raises the
+  validation error.
 
 ``scale(g, code, numel, grad_out, den)`` multiplies a saved gradient in place by
 ``f = f32(grad_out / den)`` (``den`` 0: by ``f32(grad_out)``), float32 or bfloat16 (computed in
@@ -102,13 +104,17 @@ class _CtypesEntryPoints:
 
     def softmax_soft(self, x: int, xcode: int, t: int, tcode: int, n: int, c: int, inner: int, gamma: float,
                      ls: float, grad: int | None, nthreads: int, mean: int, check: int) -> tuple:  # fmt: skip
-        count = _i64(0)
-        nbad = _outside_unit(t, tcode, n * c * inner) if check else 0
+        count, nbad = _i64(0), _i64(0)
         total = 0.0
-        if not nbad and n * c * inner > 0:
-            total = self._lib.fk_softmax_soft(x, xcode, t, tcode, n, c, inner, None, gamma, ls, None, grad,
-                                              _byref(count), nthreads)  # fmt: skip
-        return _result(total, count.value, mean, nbad)
+        if n * c * inner > 0:
+            if hasattr(self._lib, "fk_softmax_soft_nbad"):  # the pass counts targets outside [0, 1]
+                total = self._lib.fk_softmax_soft_nbad(x, xcode, t, tcode, n, c, inner, None, gamma, ls, None, grad,
+                                                       _byref(count), _byref(nbad), nthreads)  # fmt: skip
+            else:  # an older build (ABI < 5) swapped in by the benchmark
+                nbad.value = _outside_unit(t, tcode, n * c * inner)
+                total = self._lib.fk_softmax_soft(x, xcode, t, tcode, n, c, inner, None, gamma, ls, None, grad,
+                                                  _byref(count), nthreads)  # fmt: skip
+        return _result(total, count.value, mean, nbad.value if check else 0)
 
     def sigmoid_dense(self, x: int, xcode: int, t: int, numel: int, alpha: float, has_alpha: int, gamma: float,
                       ls: float, grad: int | None, nthreads: int, mean: int, check: int) -> tuple:  # fmt: skip

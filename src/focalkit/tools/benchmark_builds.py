@@ -16,7 +16,9 @@ __all__ = ["load_cpu_kernels"]
 class _OlderBuild:
     """A build of an older ABI seen through today's calls (benchmarks only): ABI 1 had no
     out-of-range count in ``fk_sigmoid_labels``; before ABI 3 there is no ``fk_softmax_soft`` (its rows
-    fail with a note); before ABI 4 no ``*_family`` entry points (the plain calls are unchanged)."""
+    fail with a note); before ABI 4 no ``*_family`` entry points (the plain calls are unchanged); before
+    ABI 5 no ``fk_softmax_soft_nbad`` (the fast path's ctypes entry points then check the targets
+    themselves)."""
 
     def __init__(self, lib: Any, abi: int) -> None:
         import ctypes

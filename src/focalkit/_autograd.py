@@ -179,12 +179,12 @@ class ScalarLossFunction(torch.autograd.Function):
     Python floats, see :func:`f32`), with no 0-d tensor operations: the eager fast path of the
     losses on small tensors, where those operations are most of the time.
 
-    Up to ``_KEEP_AS_ATTRIBUTE`` elements, the gradient and the logits are held as attributes of
-    the node, not as saved tensors (saving and unpacking cost microseconds a step): the logits only
-    serve a differentiable backward, which checks their version itself; the gradient is scaled in
-    place through its pointer and handed to autograd, which copies it into a ``.grad`` (the node
-    still holds it, so a retained graph's second backward finds it unchanged). Larger ones are
-    saved tensors, released by backward (memory: one logits-sized tensor).
+    The gradient is a saved tensor (released by backward, which then hands the buffer to autograd:
+    a second backward without ``retain_graph`` raises as for PyTorch's own losses); backward scales
+    it in place (through its pointer up to ``_KEEP_AS_ATTRIBUTE`` elements, so that its version stays
+    valid for a retained graph). The logits only serve a differentiable backward: up to
+    ``_KEEP_AS_ATTRIBUTE`` elements they are held as an attribute, their version checked there
+    (saving a leaf costs ~20 us a step); larger ones are saved (memory: released by backward).
     """
 
     @staticmethod
@@ -193,7 +193,8 @@ class ScalarLossFunction(torch.autograd.Function):
     ) -> Tensor:
         ctx.rest = rest
         if x.numel() <= _KEEP_AS_ATTRIBUTE:
-            ctx.kept = (grad, x, x._version)
+            ctx.kept = (x, x._version)
+            ctx.save_for_backward(grad)
         else:
             ctx.kept = None
             ctx.save_for_backward(grad, x)
@@ -204,11 +205,14 @@ class ScalarLossFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         # called only when x needs a gradient: x is the only tensor input
         kept = ctx.kept
-        grad, x = ctx.saved_tensors if kept is None else kept[:2]
+        if kept is None:
+            grad, x = ctx.saved_tensors
+        else:
+            (grad,), x = ctx.saved_tensors, kept[0]
         den, scale, state, _ = ctx.rest
         if torch.is_grad_enabled():  # create_graph=True: the gradient must be differentiable
             if kept is not None:
-                _check_version(x, kept[2])
+                _check_version(x, kept[1])
             composed_loss, op, targets, kwargs, reduction = state
             recompute = functools.partial(composed_loss, op, targets, kwargs, reduction, None)
             return _differentiable_grad(recompute, x, grad_out), None, None, None

@@ -157,7 +157,7 @@ def test_large_logits_are_saved_not_kept():
     (ref,) = torch.autograd.grad(fk.softmax_focal_loss(x, y, gamma=np.float64(2.0)), x, create_graph=True)
     _same(gx.detach(), ref.detach())
     small = fk.softmax_focal_loss(x[:4, :5].detach().clone().requires_grad_(), y[:4] % 5)
-    assert small.grad_fn.kept[1] is not None
+    assert small.grad_fn.kept[0] is not None
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -244,6 +244,16 @@ def test_incoming_gradients_scale_as_on_the_general_path(dtype, grad_out):
             assert (got[0] == 0).all()
 
 
+def test_a_second_backward_without_retain_graph_raises_as_for_cross_entropy():
+    x = torch.randn(8, 5, requires_grad=True)
+    y = torch.randint(0, 5, (8,))
+    for loss_fn in (torch.nn.functional.cross_entropy, fk.softmax_focal_loss):
+        loss = loss_fn(x, y)
+        loss.backward()
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            loss.backward()
+
+
 def test_a_retained_graph_is_not_changed_by_edits_of_the_grad_it_gave():
     """The kept gradient is the node's: clipping x.grad in place (as clip_grad_norm_ does) must not
     change what a second backward through the retained graph returns."""
@@ -254,7 +264,7 @@ def test_a_retained_graph_is_not_changed_by_edits_of_the_grad_it_gave():
     loss.backward(retain_graph=True)
     first = x.grad.clone()
     x.grad.mul_(0.0)
-    (again,) = torch.autograd.grad(loss, x)
+    (again,) = torch.autograd.grad(loss, x, retain_graph=True)
     torch.testing.assert_close(again, first, rtol=0, atol=0)
     (twice,) = torch.autograd.grad(loss * 2, x)
     torch.testing.assert_close(twice, 2 * first)

@@ -119,8 +119,13 @@ def _step(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, backward:
 
 def _time(fn, x, device, repeats: int, warmup: int, backward: bool) -> list[float]:
     """Per-call times in ms: ``repeats`` samples, each the mean of as many calls as last >= 2 ms
-    (one call for the large cases; a sub-millisecond call timed alone is mostly timer and noise)."""
-    for _ in range(warmup):
+    (one call for the large cases; a sub-millisecond call timed alone is mostly timer and noise),
+    after ``warmup`` calls and at least 20 ms of them (the method timed before leaves allocator and
+    thread-pool state that a few sub-millisecond calls do not wash out)."""
+    t0 = time.perf_counter()
+    for i in range(10**6):
+        if i >= warmup and time.perf_counter() - t0 >= 0.02:
+            break
         _step(fn, x, backward)
     _sync(device)
     t0 = time.perf_counter()
